@@ -1,0 +1,37 @@
+// The error a breaker throws instead of running a call. Callers match it by its brand or
+// its stable code, never by message or instanceof (two copies of this module may be loaded).
+
+export const CIRCUIT_OPEN = 'CIRCUIT_OPEN';
+
+export class CircuitBreakerOpenError extends Error {
+  /** Brand checked by isCircuitBreakerOpenError. */
+  readonly isCircuitBreakerOpenError = true;
+  readonly code = CIRCUIT_OPEN;
+  /** Whole seconds for a Retry-After header: never below 1. */
+  readonly retryAfter: number;
+
+  constructor(
+    /** The breaker's name: the upstream or service it guards. */
+    readonly breakerName: string,
+    /** OPEN while the timeout runs; HALF_OPEN when every probe slot is taken. */
+    readonly state: 'OPEN' | 'HALF_OPEN',
+    /** Ms until a call may be admitted again. */
+    readonly retryAfterMs: number,
+  ) {
+    super(
+      state === 'OPEN'
+        ? `circuit "${breakerName}" is open; retry in ${retryAfterMs} ms`
+        : `circuit "${breakerName}" is half-open and every probe slot is taken`,
+    );
+    this.name = 'CircuitBreakerOpenError';
+    this.retryAfter = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  }
+}
+
+export function isCircuitBreakerOpenError(error: unknown): error is CircuitBreakerOpenError {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { isCircuitBreakerOpenError?: unknown }).isCircuitBreakerOpenError === true
+  );
+}

@@ -1,0 +1,30 @@
+// The breaker library's public surface (DESIGN §7).
+export {
+  type BreakerEvents,
+  type BreakerMetrics,
+  type BreakerOptions,
+  CircuitBreaker,
+  type FailureEvent,
+  type StateChange,
+  type StateName,
+  type TransitionReason,
+} from './circuit-breaker.js';
+export {
+  CIRCUIT_OPEN,
+  CircuitBreakerOpenError,
+  isCircuitBreakerOpenError,
+} from './circuit-breaker-open-error.js';
+export {
+  AnyOfPolicy,
+  ConsecutiveFailuresPolicy,
+  FailureRatePolicy,
+  type TripPolicy,
+  tripPolicyFor,
+} from './policies.js';
+export { BreakerRegistry, type RegistryEvents } from './registry.js';
+export {
+  type BreakerSettings,
+  DEFAULT_BREAKER_SETTINGS,
+  type FailureRateSettings,
+  type ResolvedBreakerSettings,
+} from './settings.js';
