@@ -1,0 +1,137 @@
+// The text of `floodgate validate` (a short summary of a valid policy) and `floodgate explain` (what the
+// proxy would do with one request). Pure functions of the policy, so tests compare exact strings.
+import { normalizeTarget } from '../http/normalize-path.js';
+import { compileRoutes } from '../http/router.js';
+import { redactUrl } from './load.js';
+import { formatDuration, formatSize, type Policy, type RouteLimits, type Upstream } from './schema.js';
+
+/** Summary for `floodgate validate`: one line per route and per upstream. */
+export function summarizePolicy(file: string, policy: Policy): string {
+  const routes = policy.routes;
+  const upstreams = Object.values(policy.upstreams);
+  const s = policy.store;
+  const store = s.type === 'redis' ? `redis ${redactUrl(s.url)} (on_error ${s.onError})` : 'memory';
+  const lines = [
+    `${file}: ok, ${plural(routes.length, 'route')}, ${plural(upstreams.length, 'upstream')}`,
+    `  listen ${address(policy.listen)}, admin ${address(policy.admin.listen)}, store ${store}`,
+    '  routes:',
+    ...table(
+      routes.map((r) => [
+        r.name,
+        r.match.methods?.join(',') ?? '*',
+        r.match.pattern,
+        `-> ${r.upstream}`,
+        (r.limits ? limitsText(r.limits) : 'unlimited') +
+          (r.maxBodyBytes === null ? '' : `, max_body ${formatSize(r.maxBodyBytes)}`),
+      ]),
+    ),
+    '  upstreams:',
+    ...table(upstreams.map((u) => [u.name, u.url, breakerShort(u)])),
+  ];
+  return lines.join('\n');
+}
+
+export interface ExplainRequest {
+  readonly method: string;
+  /** The request target as a client would send it; normalized here exactly as the proxy does. */
+  readonly path: string;
+  /** Header names are case-insensitive. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Text for `floodgate explain`: the route that matches, its limits and key, its upstream and breaker. */
+export function explainRequest(policy: Policy, request: ExplainRequest): string {
+  const method = request.method.toUpperCase();
+  const { matchPath } = normalizeTarget(request.path);
+  const shown = matchPath === request.path ? request.path : `${request.path} (matched as ${matchPath})`;
+  const route = compileRoutes(policy.routes).match(method, matchPath);
+  if (!route) return `${method} ${shown}\nno route: the proxy answers 404 {"error":"No route"}`;
+
+  const index = policy.routes.indexOf(route);
+  const methods = route.match.methods ? route.match.methods.join(', ') : 'any method';
+  const lines = [
+    `${method} ${shown}`,
+    `route: ${route.name} (routes[${index}]: ${route.match.pattern}, ${methods})`,
+  ];
+  if (route.limits) {
+    const l = route.limits;
+    const windows = l.windows.map((w) => `${w.name} ${w.limit} per ${formatDuration(w.windowMs)}`).join(', ');
+    lines.push(`limits: ${windows} (${l.algorithm})`);
+    if (l.shadow) lines.push('shadow: yes, requests over the limit are counted and reported, never rejected');
+    lines.push(`key: ${keyText(l, request.headers ?? {})}`);
+  } else {
+    lines.push('limits: none, forwarded unlimited');
+  }
+  lines.push(`max_body: ${route.maxBodyBytes === null ? 'unlimited' : formatSize(route.maxBodyBytes)}`);
+  const upstream = policy.upstreams[route.upstream];
+  if (upstream) lines.push(...upstreamText(upstream));
+  return lines.join('\n');
+}
+
+/** 'Name: value' (curl's -H form) → [name, value]; undefined when there is no colon or no name. */
+export function parseHeaderArg(arg: string): [name: string, value: string] | undefined {
+  const colon = arg.indexOf(':');
+  if (colon <= 0) return undefined;
+  const name = arg.slice(0, colon).trim();
+  return name ? [name, arg.slice(colon + 1).trim()] : undefined;
+}
+
+function keyText(limits: RouteLimits, headers: Readonly<Record<string, string>>): string {
+  if (limits.key.type === 'ip') return 'client ip';
+  const name = limits.key.name;
+  const value = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
+  // The data plane counts a request without the header (or with it empty) by client IP.
+  return value ? `header ${name} = ${value}` : `header ${name} (not sent, so counted by client ip)`;
+}
+
+function upstreamText(u: Upstream): string[] {
+  const b = u.breaker;
+  const t = u.timeouts;
+  const statuses = b.failureStatuses.length > 0 ? ` and statuses ${b.failureStatuses.join(', ')}` : '';
+  const lines = [
+    `upstream: ${u.name} ${u.url}`,
+    `  timeouts: connect ${formatDuration(t.connectMs)}, response ${formatDuration(t.responseMs)}, idle ${formatDuration(t.idleMs)}`,
+    `  breaker: opens after ${b.failureThreshold} consecutive failures (connect errors, timeouts${statuses})`,
+  ];
+  if (b.failureRate) {
+    const r = b.failureRate;
+    lines.push(
+      `  breaker: also opens when ${Math.round(r.threshold * 100)}% of calls fail over ${formatDuration(r.windowMs)} (from ${r.minimumCalls} calls)`,
+    );
+  }
+  lines.push(
+    `  breaker: stays open ${formatDuration(b.timeoutMs)}, then admits ${b.halfOpenMaxCalls} probes at once; ${b.successThreshold} successes close it`,
+  );
+  return lines;
+}
+
+function limitsText(l: RouteLimits): string {
+  const key = l.key.type === 'ip' ? 'ip' : `header ${l.key.name}`;
+  const windows = l.windows.map((w) => `${w.name} ${w.limit}/${formatDuration(w.windowMs)}`).join(', ');
+  const notes = [l.algorithm === 'sliding-log' ? '' : l.algorithm, l.shadow ? 'shadow' : ''].filter(Boolean);
+  return `per ${key}: ${windows}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
+}
+
+function breakerShort(u: Upstream): string {
+  const b = u.breaker;
+  return `breaker ${b.failureThreshold} failures -> open ${formatDuration(b.timeoutMs)}${b.failureRate ? ', or by rate' : ''}`;
+}
+
+/** Rows as left-aligned columns; the last column is not padded. */
+function table(rows: readonly string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) widths[i] = Math.max(widths[i] ?? 0, row[i]!.length);
+  }
+  return rows.map(
+    (row) => `    ${row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i]!) : cell)).join('  ')}`,
+  );
+}
+
+function address(a: Policy['listen']): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

@@ -1,0 +1,552 @@
+// The one schema of the proxy policy (DESIGN §2). YAML keys go in (snake_case, strict: an unknown key is an
+// error); a normalized shape comes out, ready for the proxy: durations in ms, sizes in bytes, limits as a
+// list of windows, header names lowercased, methods uppercased, addresses split into host and port.
+//
+// Defaults (applied when a key is absent):
+//   version 1 · listen 127.0.0.1:8080 · admin.listen 127.0.0.1:9090 · admin.token none
+//   store: type memory, url redis://127.0.0.1:6379, prefix "floodgate:", timeout 50ms, on_error local
+//   client_ip.trusted_proxies [] (X-Forwarded-For is never believed)
+//   upstream timeouts: connect 2s, response 60s, idle 30s
+//   upstream breaker: failure_threshold 5, success_threshold 2, timeout 60s, half_open_max_calls 3,
+//     failure_statuses [502, 503, 504], failure_rate off (when given: window 60s, minimum_calls 20)
+//   route: methods any, max_body unlimited (bodies stream, so the proxy holds none in memory; a cap is the
+//     service's choice, not a resource the proxy needs), limits none (forwarded unlimited)
+//   limits: key ip, algorithm sliding-log, shadow false
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { WindowSpec } from '../ratelimit/store.js';
+import { sectionHash } from './section-hash.js';
+
+// ---------------------------------------------------------------------------------------------------------
+// Scalars with units and addresses. Each parser returns the value or an error message, so the CLI, the
+// schema and tests share one definition.
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = (error: string): Parsed<never> => ({ ok: false, error });
+
+const DURATION_UNITS_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+
+/** '50ms' | '2s' | '1m' | '1h' | '1d' (decimals allowed: '1.5s') → milliseconds; > 0. */
+export function parseDuration(input: unknown): Parsed<number> {
+  const hint = 'a number with a unit: ms, s, m, h or d (e.g. 50ms, 2s, 1m)';
+  if (typeof input === 'number') return fail(`duration ${input} needs a unit; use ${hint}`);
+  if (typeof input !== 'string') return fail(`expected a duration, ${hint}; got ${describeValue(input)}`);
+  const m = DURATION_RE.exec(input.trim());
+  if (!m) return fail(`invalid duration ${JSON.stringify(input)}; use ${hint}`);
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS]);
+  if (ms <= 0) return fail(`duration ${JSON.stringify(input)} must be at least 1ms`);
+  return ok(ms);
+}
+
+const SIZE_UNITS = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const;
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)$/i;
+
+/** '512kb' | '200mb' | '1gb' (binary: 1kb = 1024 bytes) or a plain integer of bytes → bytes; ≥ 0. */
+export function parseSize(input: unknown): Parsed<number> {
+  const hint = 'a number of bytes or a number with a unit: kb, mb or gb (e.g. 512kb, 200mb)';
+  if (typeof input === 'number') {
+    return Number.isSafeInteger(input) && input >= 0 ? ok(input) : fail(`invalid size ${input}; use ${hint}`);
+  }
+  if (typeof input !== 'string') return fail(`expected a size, ${hint}; got ${describeValue(input)}`);
+  const m = SIZE_RE.exec(input.trim());
+  if (!m) return fail(`invalid size ${JSON.stringify(input)}; use ${hint}`);
+  return ok(Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase() as keyof typeof SIZE_UNITS]));
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** 'host:port' or '[ipv6]:port'; port 0 asks the OS for a free one (tests). */
+export function parseListen(input: unknown): Parsed<ListenAddress> {
+  const hint = 'expected host:port (e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080)';
+  if (typeof input !== 'string') return fail(`${hint}, got ${describeValue(input)}`);
+  const bad = fail(`invalid listen address ${JSON.stringify(input)}; ${hint}`);
+  const m = /^(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(input);
+  if (!m) return bad;
+  const port = Number(m[3]);
+  if (port > 65_535) return bad;
+  if (m[1] !== undefined) return isIP(m[1]) === 6 ? ok({ host: m[1], port }) : bad;
+  const host = m[2]!;
+  const hostname =
+    /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+  // Digits-and-dots that are not an IPv4 address (999.1.1.1) are typos, not hostnames.
+  if (/^[\d.]+$/.test(host) ? isIP(host) !== 4 : !hostname.test(host)) return bad;
+  return ok({ host, port });
+}
+
+export interface Cidr {
+  /** Normalized text, always with a prefix length: '127.0.0.1/32', '::1/128'. */
+  cidr: string;
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+/** An IP or a CIDR block, IPv4 or IPv6 (the shape node:net BlockList.addSubnet takes). */
+export function parseCidr(input: unknown): Parsed<Cidr> {
+  const hint = 'expected an IP or a CIDR block (e.g. 127.0.0.1, 10.0.0.0/8, ::1, fd00::/8)';
+  if (typeof input !== 'string') return fail(`${hint}, got ${describeValue(input)}`);
+  const [address = '', bits, ...rest] = input.trim().split('/');
+  const version = isIP(address);
+  const max = version === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+  if (version === 0 || rest.length > 0 || !(prefix >= 0 && prefix <= max)) {
+    return fail(`invalid CIDR or IP ${JSON.stringify(input)}; ${hint}`);
+  }
+  return ok({ cidr: `${address}/${prefix}`, address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' });
+}
+
+// RFC 9110 token: what header names and methods may contain.
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Route, upstream and window names end up in URLs, metric labels and RateLimit headers.
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const NAME_HINT = 'letters, digits, _ . - (at most 64, starting with a letter or digit)';
+
+export type LimitKey = { type: 'ip' } | { type: 'header'; name: string };
+
+/** 'ip' | 'header:<Name>' → the key a route's limits are counted by. */
+export function parseLimitKey(input: unknown): Parsed<LimitKey> {
+  const hint = 'expected ip or header:<Name> (e.g. header:X-API-Key)';
+  if (typeof input !== 'string') return fail(`${hint}, got ${describeValue(input)}`);
+  if (input === 'ip') return ok({ type: 'ip' });
+  const m = /^header:(.*)$/.exec(input);
+  if (!m) return fail(`${hint}, got ${JSON.stringify(input)}`);
+  const name = m[1]!.trim();
+  if (!TOKEN_RE.test(name))
+    return fail(`invalid header name ${JSON.stringify(name)} in key ${JSON.stringify(input)}`);
+  return ok({ type: 'header', name: name.toLowerCase() });
+}
+
+export interface RouteMatch {
+  /** The path as written: '/transcribe' or '/status/*'. */
+  pattern: string;
+  /** What is compared, lower-cased: the exact path, or for a prefix the pattern without its '*' ('/status/'). */
+  path: string;
+  prefix: boolean;
+  /** Uppercased and deduplicated; null matches every method. */
+  methods: string[] | null;
+}
+
+/** '/exact' or '/prefix/*'. A prefix matches '/prefix/' and everything under it, not '/prefix' itself. */
+export function parseRoutePath(input: unknown): Parsed<Omit<RouteMatch, 'methods'>> {
+  if (typeof input !== 'string') return fail(`expected a path, got ${describeValue(input)}`);
+  if (!input.startsWith('/')) return fail(`path must start with "/", got ${JSON.stringify(input)}`);
+  const prefix = input.endsWith('/*');
+  const path = prefix ? input.slice(0, -1) : input;
+  if (path.includes('*')) {
+    return fail(`invalid path ${JSON.stringify(input)}: "*" is allowed only as a trailing "/*" (a prefix)`);
+  }
+  if (/[?#\s]/.test(path) || [...path].some((c) => c < ' ' || c === '\u007f')) {
+    return fail(`invalid path ${JSON.stringify(input)}: no query, fragment, spaces or control characters`);
+  }
+  // Request paths are normalized before matching (http/normalize-path.ts: no dot or empty segments,
+  // lower-cased), so a route spelled otherwise could never match; its compared form is lower-cased too.
+  if (path.split('/').some((s) => s === '.' || s === '..') || path.includes('//')) {
+    return fail(`invalid path ${JSON.stringify(input)}: no ".", ".." or empty segments`);
+  }
+  return ok({ pattern: input, path: path.toLowerCase(), prefix });
+}
+
+/** How a value reads in an error message: short, and typed ("a list", "a map", "an empty value"). */
+export function describeValue(value: unknown): string {
+  if (value === undefined || value === null) return 'an empty value';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  return String(value);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Schema building blocks.
+
+/** A scalar parsed by one of the functions above; an absent value reports as a missing key. */
+function parsedBy<T>(parse: (input: unknown) => Parsed<T>) {
+  return z.unknown().transform((input, ctx): T => {
+    if (input === undefined) {
+      ctx.issues.push({ code: 'invalid_type', expected: 'nonoptional', input });
+      return z.NEVER;
+    }
+    const r = parse(input);
+    if (!r.ok) {
+      ctx.issues.push({ code: 'custom', message: r.error, input });
+      return z.NEVER;
+    }
+    return r.value;
+  });
+}
+
+/** A strict object whose unknown-key message lists what is allowed; the loader names each unknown key. */
+function strict<S extends z.core.$ZodLooseShape>(shape: S) {
+  const allowed = `allowed: ${Object.keys(shape).join(', ')}`;
+  return z.strictObject(shape, { error: (iss) => (iss.code === 'unrecognized_keys' ? allowed : undefined) });
+}
+
+const duration = parsedBy(parseDuration);
+const size = parsedBy(parseSize);
+const listen = parsedBy(parseListen);
+const count = (min: number) => z.number().int().min(min);
+const name = (what: string) =>
+  z
+    .string()
+    .regex(NAME_RE, { error: (iss) => `invalid ${what} name ${describeValue(iss.input)}; use ${NAME_HINT}` });
+
+const method = z
+  .string()
+  .regex(TOKEN_RE, { error: (iss) => `invalid method ${describeValue(iss.input)}` })
+  .transform((m) => m.toUpperCase());
+
+const matchSchema = strict({
+  path: parsedBy(parseRoutePath),
+  methods: z
+    .array(method)
+    .min(1, { error: 'methods must not be empty; leave it out to match every method' })
+    .optional(),
+}).transform(
+  ({ path, methods }): RouteMatch => ({ ...path, methods: methods ? [...new Set(methods)] : null }),
+);
+
+const windowSchema = strict({
+  name: name('window'),
+  limit: count(1),
+  per: duration,
+});
+
+const HOUR_MS = DURATION_UNITS_MS.h;
+const DAY_MS = DURATION_UNITS_MS.d;
+
+const limitsSchema = strict({
+  key: parsedBy(parseLimitKey).default({ type: 'ip' }),
+  hourly: count(1).optional(),
+  daily: count(1).optional(),
+  windows: z.array(windowSchema).optional(),
+  algorithm: z.enum(['sliding-log', 'sliding-counter']).default('sliding-log'),
+  shadow: z.boolean().default(false),
+}).transform((limits, ctx) => {
+  const issuesBefore = ctx.issues.length;
+  // Each window with the path of the YAML value its limit came from, for error positions.
+  const windows: { spec: WindowSpec; at: (string | number)[] }[] = [];
+  if (limits.hourly !== undefined) {
+    windows.push({ spec: { name: 'hourly', limit: limits.hourly, windowMs: HOUR_MS }, at: ['hourly'] });
+  }
+  if (limits.daily !== undefined) {
+    windows.push({ spec: { name: 'daily', limit: limits.daily, windowMs: DAY_MS }, at: ['daily'] });
+  }
+  const extra = (limits.windows ?? [])
+    .map((w, i) => ({ spec: { name: w.name, limit: w.limit, windowMs: w.per }, at: ['windows', i, 'limit'] }))
+    .sort((a, b) => a.spec.windowMs - b.spec.windowMs);
+  const seen = new Set(windows.map((w) => w.spec.name));
+  for (const w of extra) {
+    if (seen.has(w.spec.name)) {
+      const at = [...w.at.slice(0, -1), 'name'];
+      ctx.issues.push({
+        code: 'custom',
+        message: `duplicate window name "${w.spec.name}"`,
+        path: at,
+        input: w,
+      });
+    }
+    seen.add(w.spec.name);
+    windows.push(w);
+  }
+  if (windows.length === 0) {
+    ctx.issues.push({
+      code: 'custom',
+      message: 'limits need at least one window: hourly, daily or windows',
+      input: limits,
+    });
+  }
+  // A longer window that admits fewer requests makes the shorter one dead weight: almost always a typo.
+  for (const long of windows) {
+    const offending = windows
+      .filter((short) => short.spec.windowMs < long.spec.windowMs && short.spec.limit > long.spec.limit)
+      .sort((a, b) => b.spec.limit - a.spec.limit)[0];
+    if (offending) {
+      const l = long.spec;
+      const s = offending.spec;
+      ctx.issues.push({
+        code: 'custom',
+        path: long.at,
+        input: l.limit,
+        message:
+          `${l.name} allows ${l.limit} per ${formatDuration(l.windowMs)}, fewer than ${s.name}'s ${s.limit} per ` +
+          `${formatDuration(s.windowMs)}; a longer window needs a limit at least as high`,
+      });
+    }
+  }
+  if (ctx.issues.length > issuesBefore) return z.NEVER;
+  return {
+    key: limits.key,
+    /** hourly, daily, then the extra windows from shortest to longest. */
+    windows: windows.map((w) => w.spec),
+    algorithm: limits.algorithm,
+    shadow: limits.shadow,
+  };
+});
+
+const routeSchema = strict({
+  name: name('route'),
+  match: matchSchema,
+  upstream: z.string(),
+  max_body: size.optional(),
+  limits: limitsSchema.optional(),
+}).transform((r) => ({
+  name: r.name,
+  match: r.match,
+  upstream: r.upstream,
+  /** null: unlimited. */
+  maxBodyBytes: r.max_body ?? null,
+  /** null: forwarded unlimited. */
+  limits: r.limits ?? null,
+}));
+
+const upstreamUrl = parsedBy((input): Parsed<string> => {
+  const hint = 'expected the http(s) origin of the upstream (e.g. http://127.0.0.1:8000)';
+  if (typeof input !== 'string') return fail(`${hint}, got ${describeValue(input)}`);
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    return fail(`${hint}, got ${JSON.stringify(input)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return fail(`${hint}, got ${JSON.stringify(input)}`);
+  if (url.username || url.password) return fail('credentials in an upstream url are not supported');
+  // Requests are forwarded with their own path; a base path here would be silently ignored.
+  if (url.pathname !== '/' || url.search || url.hash) {
+    return fail(`upstream url must be an origin without path or query, got ${JSON.stringify(input)}`);
+  }
+  return ok(url.origin);
+});
+
+const upstreamSchema = strict({
+  url: upstreamUrl,
+  timeouts: strict({
+    connect: duration.default(2_000),
+    /** Until the upstream's response headers arrive. */
+    response: duration.default(60_000),
+    /** Longest pause while a body streams. */
+    idle: duration.default(30_000),
+  })
+    .transform((t) => ({ connectMs: t.connect, responseMs: t.response, idleMs: t.idle }))
+    .prefault({}),
+  breaker: strict({
+    failure_threshold: count(1).default(5),
+    success_threshold: count(1).default(2),
+    timeout: duration.default(60_000),
+    half_open_max_calls: count(1).default(3),
+    failure_statuses: z.array(z.number().int().min(400).max(599)).default([502, 503, 504]),
+    // Optional second trip rule: the share of failed calls over a rolling window.
+    failure_rate: strict({
+      threshold: z.number().gt(0).max(1),
+      window: duration.default(60_000),
+      minimum_calls: count(1).default(20),
+    }).optional(),
+  })
+    .transform((b) => ({
+      failureThreshold: b.failure_threshold,
+      successThreshold: b.success_threshold,
+      timeoutMs: b.timeout,
+      halfOpenMaxCalls: b.half_open_max_calls,
+      failureStatuses: [...new Set(b.failure_statuses)].sort((x, y) => x - y),
+      failureRate: b.failure_rate
+        ? {
+            threshold: b.failure_rate.threshold,
+            windowMs: b.failure_rate.window,
+            minimumCalls: b.failure_rate.minimum_calls,
+          }
+        : null,
+    }))
+    .prefault({}),
+});
+
+const adminSchema = strict({
+  listen: listen.default({ host: '127.0.0.1', port: 9090 }),
+  // A token that is all digits reads as a YAML number; it is still a token.
+  token: z
+    .union([z.string(), z.number().transform(String)], {
+      error: (iss) => `expected a string, got ${describeValue(iss.input)}`,
+    })
+    .optional(),
+}).transform((a) => ({ listen: a.listen, token: a.token ? a.token : null }));
+
+const storeSchema = strict({
+  type: z.enum(['memory', 'redis']).default('memory'),
+  url: parsedBy((input): Parsed<string> => {
+    const hint = 'expected a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)';
+    if (typeof input !== 'string') return fail(`${hint}, got ${describeValue(input)}`);
+    return /^rediss?:\/\/[^\s]+$/.test(input) && URL.canParse(input)
+      ? ok(input)
+      : fail(`${hint}, got ${describeValue(input)}`);
+  }).default('redis://127.0.0.1:6379'),
+  prefix: z.string().default('floodgate:'),
+  timeout: duration.default(50),
+  on_error: z.enum(['local', 'allow', 'deny']).default('local'),
+}).transform((s) => ({
+  type: s.type,
+  url: s.url,
+  prefix: s.prefix,
+  timeoutMs: s.timeout,
+  onError: s.on_error,
+}));
+
+const clientIpSchema = strict({
+  trusted_proxies: z.array(parsedBy(parseCidr)).default([]),
+}).transform((c) => ({ trustedProxies: c.trusted_proxies }));
+
+type RouteOut = z.output<typeof routeSchema>;
+
+/** True when every request `b` would take is taken by the earlier `a`, so `b` can never match. */
+function shadows(a: RouteOut, b: RouteOut): boolean {
+  const methods =
+    a.match.methods === null || (b.match.methods?.every((m) => a.match.methods!.includes(m)) ?? false);
+  if (!methods) return false;
+  if (!a.match.prefix) return !b.match.prefix && a.match.path === b.match.path;
+  return b.match.path.startsWith(a.match.path);
+}
+
+export const policySchema = strict({
+  version: z
+    .literal(1, {
+      error: (iss) => `unsupported version ${describeValue(iss.input)}; this floodgate reads version 1`,
+    })
+    .default(1),
+  listen: listen.default({ host: '127.0.0.1', port: 8080 }),
+  admin: adminSchema.prefault({}),
+  store: storeSchema.prefault({}),
+  client_ip: clientIpSchema.prefault({}),
+  upstreams: z.record(name('upstream'), upstreamSchema),
+  routes: z.array(routeSchema).min(1, { error: 'at least one route is needed' }),
+})
+  // Cross-references run once every part is valid on its own.
+  .superRefine((p, ctx) => {
+    const upstreams = Object.keys(p.upstreams);
+    const firstByName = new Map<string, number>();
+    p.routes.forEach((r, i) => {
+      if (!Object.hasOwn(p.upstreams, r.upstream)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'upstream'],
+          input: r.upstream,
+          message: `unknown upstream "${r.upstream}" (defined: ${upstreams.join(', ') || 'none'})`,
+        });
+      }
+      const first = firstByName.get(r.name);
+      if (first === undefined) firstByName.set(r.name, i);
+      else {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'name'],
+          input: r.name,
+          message: `duplicate route name "${r.name}" (first used by routes[${first}])`,
+        });
+      }
+      const earlier = p.routes.findIndex((a, j) => j < i && shadows(a, r));
+      if (earlier >= 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'match'],
+          input: r.match,
+          message: `route "${r.name}" can never match: routes[${earlier}] ("${p.routes[earlier]!.name}") comes first and takes every request it would`,
+        });
+      }
+    });
+  })
+  .transform((p) => ({
+    version: p.version,
+    listen: p.listen,
+    admin: p.admin,
+    store: p.store,
+    clientIp: p.client_ip,
+    upstreams: Object.fromEntries(
+      Object.entries(p.upstreams).map(([n, u]) => {
+        const upstream = { name: n, ...u };
+        return [n, { ...upstream, hash: sectionHash(upstream) }];
+      }),
+    ),
+    /** In declaration order: the first matching route wins. */
+    routes: p.routes.map((r) => ({ ...r, hash: sectionHash(r) })),
+  }));
+
+// ---------------------------------------------------------------------------------------------------------
+// Types, inferred from the schema. The loader deep-freezes the policy, and the types say so.
+
+export type DeepReadonly<T> = T extends readonly (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/** The normalized policy in force (loader output). */
+export type Policy = DeepReadonly<z.output<typeof policySchema>>;
+/** What the YAML may say (snake_case keys, units as text). */
+export type PolicyInput = z.input<typeof policySchema>;
+export type Route = Policy['routes'][number];
+export type RouteLimits = NonNullable<Route['limits']>;
+export type Upstream = Policy['upstreams'][string];
+export type BreakerSettings = Upstream['breaker'];
+export type StoreSettings = Policy['store'];
+
+// ---------------------------------------------------------------------------------------------------------
+// Messages. One error map for the whole schema, so every message reads the same way.
+
+const EXPECTED: Record<string, string> = {
+  number: 'a number',
+  int: 'an integer',
+  string: 'a string',
+  boolean: 'true or false',
+  object: 'a map',
+  record: 'a map',
+  array: 'a list',
+};
+
+/** The zod error map used when validating a policy; messages name values, not zod internals. */
+export const policyErrorMap: z.core.$ZodErrorMap = (iss) => {
+  switch (iss.code) {
+    case 'invalid_type': {
+      const key = iss.path?.at(-1);
+      if ((iss.path?.length ?? 0) === 0 && iss.input == null)
+        return 'the policy is empty; it needs at least upstreams and routes';
+      if (iss.input === undefined && key !== undefined) return `missing required key "${String(key)}"`;
+      return `expected ${EXPECTED[iss.expected] ?? iss.expected}, got ${describeValue(iss.input)}`;
+    }
+    case 'invalid_value':
+      return `expected one of ${iss.values.map(String).join(', ')}; got ${describeValue(iss.input)}`;
+    case 'too_small':
+      if (iss.origin === 'array') return `needs at least ${iss.minimum} item${iss.minimum === 1 ? '' : 's'}`;
+      return `must be ${iss.inclusive ? 'at least' : 'more than'} ${iss.minimum}, got ${describeValue(iss.input)}`;
+    case 'too_big':
+      return `must be ${iss.inclusive ? 'at most' : 'less than'} ${iss.maximum}, got ${describeValue(iss.input)}`;
+    case 'invalid_key':
+      return `invalid name ${describeValue(iss.input)}; use ${NAME_HINT}`;
+    default:
+      return undefined;
+  }
+};
+
+/** Validates parsed YAML data; issues carry messages from policyErrorMap and paths into the YAML. */
+export function validatePolicyData(data: unknown) {
+  return policySchema.safeParse(data, { error: policyErrorMap });
+}
+
+/** 3_600_000 → '1h', 90_000 → '90s', 1_500 → '1500ms': the largest unit that divides exactly. */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const n = DURATION_UNITS_MS[unit];
+    if (ms >= n && ms % n === 0) return `${ms / n}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** 209_715_200 → '200mb'; bytes that no unit divides exactly stay bytes ('1000b'). */
+export function formatSize(bytes: number): string {
+  for (const unit of ['gb', 'mb', 'kb'] as const) {
+    const n = SIZE_UNITS[unit];
+    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
+  }
+  return `${bytes}b`;
+}

@@ -1,0 +1,34 @@
+// The path that routing sees. Limits must not be skipped by spelling a path differently
+// (/a/../transcribe, //transcribe, /%74ranscribe, /Transcribe), so matching runs on a
+// canonical form and the same canonical path is what the upstream receives.
+
+const NEEDS_WORK = /%|\/\/|\/\.|[A-Z]|\\/;
+
+// Unreserved characters (RFC 3986 §2.3) may be decoded without changing meaning; anything
+// else, notably %2F, stays encoded so it cannot become a path separator here.
+const UNRESERVED = /%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
+
+export interface NormalizedTarget {
+  /** Canonical path, lower-cased, used only to pick a route. */
+  readonly matchPath: string;
+  /** Canonical path with its original case, plus the query, sent upstream. */
+  readonly forwardPath: string;
+}
+
+export function normalizeTarget(url: string): NormalizedTarget {
+  const q = url.indexOf('?');
+  const rawPath = q === -1 ? url : url.slice(0, q);
+  if (!NEEDS_WORK.test(rawPath)) return { matchPath: rawPath, forwardPath: url };
+  const decoded = rawPath
+    .replace(UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)))
+    .replace(/\\/g, '/');
+  const out: string[] = [];
+  for (const seg of decoded.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  const trailing = decoded.endsWith('/') && out.length > 0 ? '/' : '';
+  const path = '/' + out.join('/') + trailing;
+  return { matchPath: path.toLowerCase(), forwardPath: q === -1 ? path : path + url.slice(q) };
+}

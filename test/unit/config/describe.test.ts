@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { explainRequest, parseHeaderArg, summarizePolicy } from '../../../proxy/config/describe.js';
+import { parsePolicy } from '../../../proxy/config/load.js';
+import type { Policy } from '../../../proxy/config/schema.js';
+
+const TEXT = `
+store: { type: redis, url: "redis://:pw@127.0.0.1:6379", on_error: deny }
+upstreams:
+  transcriber:
+    url: http://127.0.0.1:8000
+  api:
+    url: http://127.0.0.1:3000
+    timeouts: { connect: 500ms, response: 90s }
+    breaker: { failure_threshold: 3, timeout: 30s, failure_statuses: [], failure_rate: { threshold: 0.5, window: 1m, minimum_calls: 10 } }
+routes:
+  - name: transcribe
+    match: { path: /transcribe, methods: [POST] }
+    upstream: transcriber
+    max_body: 200mb
+    limits:
+      hourly: 100
+      daily: 1000
+      windows: [{ name: burst, limit: 10, per: 1m }]
+  - name: search
+    match: { path: /v1/search, methods: [GET, HEAD] }
+    upstream: api
+    limits: { key: "header:X-API-Key", hourly: 50, algorithm: sliding-counter, shadow: true }
+  - name: health
+    match: { path: /healthz }
+    upstream: api
+`;
+
+function load(): Policy {
+  const result = parsePolicy(TEXT, 'p.yaml', {});
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return result.policy;
+}
+
+describe('summarizePolicy (floodgate validate)', () => {
+  it('lists routes, limits and upstreams, with secrets hidden', () => {
+    expect(summarizePolicy('p.yaml', load())).toBe(
+      [
+        'p.yaml: ok, 3 routes, 2 upstreams',
+        '  listen 127.0.0.1:8080, admin 127.0.0.1:9090, store redis redis://:***@127.0.0.1:6379 (on_error deny)',
+        '  routes:',
+        '    transcribe  POST      /transcribe  -> transcriber  per ip: hourly 100/1h, daily 1000/1d, burst 10/1m, max_body 200mb',
+        '    search      GET,HEAD  /v1/search   -> api          per header x-api-key: hourly 50/1h (sliding-counter, shadow)',
+        '    health      *         /healthz     -> api          unlimited',
+        '  upstreams:',
+        '    transcriber  http://127.0.0.1:8000  breaker 5 failures -> open 1m',
+        '    api          http://127.0.0.1:3000  breaker 3 failures -> open 30s, or by rate',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('explainRequest (floodgate explain)', () => {
+  it('an ip-keyed route with its upstream and breaker', () => {
+    expect(explainRequest(load(), { method: 'post', path: '/transcribe' })).toBe(
+      [
+        'POST /transcribe',
+        'route: transcribe (routes[0]: /transcribe, POST)',
+        'limits: hourly 100 per 1h, daily 1000 per 1d, burst 10 per 1m (sliding-log)',
+        'key: client ip',
+        'max_body: 200mb',
+        'upstream: transcriber http://127.0.0.1:8000',
+        '  timeouts: connect 2s, response 1m, idle 30s',
+        '  breaker: opens after 5 consecutive failures (connect errors, timeouts and statuses 502, 503, 504)',
+        '  breaker: stays open 1m, then admits 3 probes at once; 2 successes close it',
+      ].join('\n'),
+    );
+  });
+
+  it('a header-keyed shadow route, with the header sent', () => {
+    expect(
+      explainRequest(load(), { method: 'GET', path: '/v1/search?q=x', headers: { 'X-Api-Key': 'key-123' } }),
+    ).toBe(
+      [
+        'GET /v1/search?q=x (matched as /v1/search)',
+        'route: search (routes[1]: /v1/search, GET, HEAD)',
+        'limits: hourly 50 per 1h (sliding-counter)',
+        'shadow: yes, requests over the limit are counted and reported, never rejected',
+        'key: header x-api-key = key-123',
+        'max_body: unlimited',
+        'upstream: api http://127.0.0.1:3000',
+        '  timeouts: connect 500ms, response 90s, idle 30s',
+        '  breaker: opens after 3 consecutive failures (connect errors, timeouts)',
+        '  breaker: also opens when 50% of calls fail over 1m (from 10 calls)',
+        '  breaker: stays open 30s, then admits 3 probes at once; 2 successes close it',
+      ].join('\n'),
+    );
+  });
+
+  it('a header-keyed route without the header falls back to the client ip', () => {
+    const text = explainRequest(load(), { method: 'HEAD', path: '/v1/search' });
+    expect(text.split('\n')[4]).toBe('key: header x-api-key (not sent, so counted by client ip)');
+  });
+
+  it('a route without limits', () => {
+    expect(explainRequest(load(), { method: 'GET', path: '/healthz' }).split('\n').slice(0, 4)).toEqual([
+      'GET /healthz',
+      'route: health (routes[2]: /healthz, any method)',
+      'limits: none, forwarded unlimited',
+      'max_body: unlimited',
+    ]);
+  });
+
+  it('no route: the path or the method does not match', () => {
+    expect(explainRequest(load(), { method: 'GET', path: '/transcribe' })).toBe(
+      'GET /transcribe\nno route: the proxy answers 404 {"error":"No route"}',
+    );
+    expect(explainRequest(load(), { method: 'GET', path: '/nope' })).toBe(
+      'GET /nope\nno route: the proxy answers 404 {"error":"No route"}',
+    );
+  });
+
+  it('matches the path the proxy would see, not the spelling', () => {
+    expect(
+      explainRequest(load(), { method: 'POST', path: '/x/../Transcribe' }).split('\n').slice(0, 2),
+    ).toEqual([
+      'POST /x/../Transcribe (matched as /transcribe)',
+      'route: transcribe (routes[0]: /transcribe, POST)',
+    ]);
+  });
+});
+
+describe('parseHeaderArg', () => {
+  it('splits curl-style headers', () => {
+    expect(parseHeaderArg('X-API-Key: abc:def ')).toEqual(['X-API-Key', 'abc:def']);
+    expect(parseHeaderArg('X-Empty:')).toEqual(['X-Empty', '']);
+    expect(parseHeaderArg('no colon')).toBeUndefined();
+    expect(parseHeaderArg(': value')).toBeUndefined();
+  });
+});
