@@ -1,0 +1,251 @@
+// The data plane: route → limits → breaker → forward, in that order, for every request.
+// The runtime is read once at the start of a request, so a reload swaps policies between
+// requests and an in-flight request finishes under the policy it started with.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import httpProxy from 'http-proxy';
+import type { Logger } from 'pino';
+import { errorBody, statusOf } from '../core/errors.js';
+import type { ProxyMetrics } from '../observability/metrics.js';
+import { isStoreUnavailable } from '../ratelimit/guarded-store.js';
+import { limitHeaders, rejection } from '../ratelimit/headers.js';
+import type { Decision } from '../ratelimit/store.js';
+import { canonicalIp } from './client-ip.js';
+import { forward, type Outcome, sendError, upstreamHeaders } from './forward.js';
+import { normalizeTarget } from './normalize-path.js';
+import type { RouteRuntime, Runtime } from './runtime.js';
+
+const OWN_HEADERS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']);
+
+export interface DataPlaneDeps {
+  readonly runtime: () => Runtime;
+  readonly metrics: ProxyMetrics;
+  readonly logger: Logger;
+  /** Hashes an identity for logs: raw IPs and API keys never reach a log line. */
+  readonly hashId: (id: string) => string;
+}
+
+type Admission =
+  | { readonly ok: true; readonly headers: Record<string, string> | null }
+  | { readonly ok: false; readonly status: number };
+
+const PASS: Admission = { ok: true, headers: null };
+
+export class DataPlane {
+  readonly server: Server;
+  private readonly wsProxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
+  private readonly wsSettle = new WeakMap<IncomingMessage, (status: number) => void>();
+  private inFlight = 0;
+
+  constructor(private readonly d: DataPlaneDeps) {
+    this.server = createServer({ requestTimeout: 0, headersTimeout: 15_000 }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        d.logger.error({ err }, 'request handler failed');
+        if (!res.headersSent) sendError(res, 'BAD_GATEWAY', { upstream: null });
+      });
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.upgrade(req, socket, head).catch((err: unknown) => {
+        d.logger.error({ err }, 'upgrade failed');
+        socket.destroy();
+      });
+    });
+    this.wsProxy.on('proxyReqWs', (proxyReq, req) => {
+      const settle = this.wsSettle.get(req);
+      if (!settle) return;
+      proxyReq.once('upgrade', () => settle(101));
+      proxyReq.once('response', (r: IncomingMessage) => settle(r.statusCode ?? 502));
+    });
+    this.wsProxy.on('error', (err, _req, target) => {
+      d.logger.warn({ err: err.message }, 'websocket proxy error');
+      if (target && 'destroy' in target) (target as Duplex).destroy();
+    });
+  }
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const rt = this.d.runtime();
+    const started = performance.now();
+    const { matchPath, forwardPath } = normalizeTarget(req.url ?? '/');
+    const route = rt.match(req.method ?? 'GET', matchPath);
+    if (!route) {
+      this.d.metrics.countRequest('', '', sendError(res, 'NO_ROUTE'));
+      return;
+    }
+    this.inFlight++;
+    const finish = (status: number): void => {
+      this.inFlight--;
+      this.d.metrics.countRequest(route.name, route.upstream.name, status);
+      route.duration.observe((performance.now() - started) / 1000);
+    };
+
+    const peer = canonicalIp(req.socket.remoteAddress ?? '');
+    const trustedHop = rt.clientIp.trusts(peer);
+    const clientIp = trustedHop ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
+    const admission = route.limits ? await this.admit(rt, route, req, res, clientIp) : PASS;
+    if (!admission.ok) return finish(admission.status);
+
+    const { breaker, target } = route.upstream;
+    if (!breaker.canExecute()) {
+      const state = breaker.state;
+      const retryAfter = Math.max(1, Math.ceil(breaker.retryAfterMs() / 1000));
+      return finish(
+        sendError(
+          res,
+          'CIRCUIT_OPEN',
+          { upstream: route.upstream.name, state, retry_after: retryAfter },
+          { 'retry-after': String(retryAfter), 'cache-control': 'no-store', ...admission.headers },
+        ),
+      );
+    }
+
+    const headers = upstreamHeaders(req, OWN_HEADERS);
+    headers.push(
+      'x-forwarded-for',
+      forwardedFor(req, peer, trustedHop),
+      'x-forwarded-proto',
+      (trustedHop && first(req.headers['x-forwarded-proto'])) || 'http',
+      'x-forwarded-host',
+      (trustedHop && first(req.headers['x-forwarded-host'])) || req.headers.host || '',
+      'x-request-id',
+      first(req.headers['x-request-id']) || randomUUID(),
+    );
+    forward({
+      req,
+      res,
+      target,
+      path: forwardPath,
+      headers,
+      responseHeaders: admission.headers,
+      maxBody: route.maxBody,
+      done: (outcome: Outcome, status: number) => {
+        if (outcome === 'success') breaker.recordSuccess(performance.now() - started);
+        else if (outcome === 'failure') breaker.recordFailure();
+        else breaker.release();
+        finish(status);
+      },
+    });
+  }
+
+  /** Applies the route's limits; answers the client itself when the request may not pass. */
+  private async admit(
+    rt: Runtime,
+    route: RouteRuntime,
+    req: IncomingMessage,
+    res: ServerResponse,
+    clientIp: string,
+  ): Promise<Admission> {
+    const limits = route.limits!;
+    const id = limits.keyOf(req, clientIp);
+    let decision: Decision;
+    try {
+      decision = await limits.limiter.check(id);
+    } catch (err) {
+      if (!isStoreUnavailable(err)) throw err;
+      if (!rt.storeDenies) return PASS;
+      return {
+        ok: false,
+        status: sendError(res, 'STORE_UNAVAILABLE', undefined, { 'retry-after': '1' }),
+      };
+    }
+    const headers = limitHeaders(limits.policyHeader, decision);
+    if (decision.allowed) {
+      this.d.metrics.countDecision(route.name, 'allowed');
+      return { ok: true, headers };
+    }
+    const r = rejection(decision);
+    this.d.logger.warn(
+      {
+        route: route.name,
+        identifier: this.d.hashId(id),
+        limit: r.limit,
+        remaining: 0,
+        window: r.window,
+        retry_after: r.retryAfter,
+        shadow: limits.shadow,
+      },
+      'rate limit exceeded',
+    );
+    if (limits.shadow) {
+      this.d.metrics.countDecision(route.name, 'shadow_limited');
+      return { ok: true, headers };
+    }
+    this.d.metrics.countDecision(route.name, 'limited');
+    const body = errorBody('RATE_LIMITED', { limit: r.limit, window: r.window, retry_after: r.retryAfter });
+    res.writeHead(statusOf('RATE_LIMITED'), {
+      ...headers,
+      'retry-after': String(r.retryAfter),
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
+    return { ok: false, status: 429 };
+  }
+
+  /** WebSocket and other upgrades: same route, limits and breaker, then a raw tunnel. */
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const rt = this.d.runtime();
+    const { matchPath, forwardPath } = normalizeTarget(req.url ?? '/');
+    const route = rt.match(req.method ?? 'GET', matchPath);
+    const refuse = (status: number, body: string): void => {
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 429 ? 'Too Many Requests' : 'Error'}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    };
+    if (!route) return refuse(404, errorBody('NO_ROUTE'));
+    const peer = canonicalIp(req.socket.remoteAddress ?? '');
+    const trustedHop = rt.clientIp.trusts(peer);
+    const clientIp = trustedHop ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
+    if (route.limits) {
+      try {
+        const decision = await route.limits.limiter.check(route.limits.keyOf(req, clientIp));
+        if (!decision.allowed && !route.limits.shadow) {
+          const r = rejection(decision);
+          return refuse(
+            429,
+            errorBody('RATE_LIMITED', { limit: r.limit, window: r.window, retry_after: r.retryAfter }),
+          );
+        }
+      } catch (err) {
+        if (!isStoreUnavailable(err)) throw err;
+        if (rt.storeDenies) return refuse(503, errorBody('STORE_UNAVAILABLE'));
+      }
+    }
+    const { breaker } = route.upstream;
+    if (!breaker.canExecute()) {
+      return refuse(503, errorBody('CIRCUIT_OPEN', { upstream: route.upstream.name, state: breaker.state }));
+    }
+    req.url = forwardPath;
+    // The call counts once: the upstream's answer to the upgrade decides; a client that
+    // leaves before it does releases the probe slot without counting.
+    let settled = false;
+    const settle = (outcome: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      if (outcome === 'success') breaker.recordSuccess();
+      else if (outcome === 'failure') breaker.recordFailure();
+      else breaker.release();
+    };
+    this.wsSettle.set(req, (status) =>
+      settle(route.upstream.target.failureStatuses.has(status) ? 'failure' : 'success'),
+    );
+    socket.once('close', () => settle('aborted'));
+    this.wsProxy.ws(req, socket, head, { target: route.upstream.url, xfwd: true }, () => settle('failure'));
+  }
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** From a trusted hop we extend its chain; from anyone else we start a new one. */
+function forwardedFor(req: IncomingMessage, peer: string, trustedHop: boolean): string {
+  const prior = req.headers['x-forwarded-for'];
+  if (!trustedHop || !prior) return peer;
+  return (Array.isArray(prior) ? prior.join(', ') : prior) + ', ' + peer;
+}
