@@ -87,4 +87,16 @@ program
     process.stdout.write(explainRequest(r.policy, { method, path, headers: opts.header }) + '\n');
   });
 
+program
+  .command('model')
+  .description('manage whisper models')
+  .command('download')
+  .description('fetch a ggml whisper model (tiny, tiny.en, base, base.en, …) and verify its checksum')
+  .argument('<name>')
+  .option('--dir <dir>', 'where to put it (default: $DATA_DIR/models)')
+  .action(async (name: string, opts: { dir?: string }) => {
+    const { runModelDownload } = await import('../backend/model/cli.js');
+    process.exitCode = await runModelDownload(name, opts.dir);
+  });
+
 await program.parseAsync();
