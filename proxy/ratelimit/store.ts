@@ -12,6 +12,8 @@ export interface WindowSpec {
 export interface WindowState {
   readonly name: string;
   readonly limit: number;
+  /** The window's length, so a Decision alone can rank its windows (headers: ties go to the shorter). */
+  readonly windowMs: number;
   /** Requests still admitted in this window after this decision. */
   readonly remaining: number;
   /** Epoch ms at which the window is fully replenished (the oldest counted hit has left it). */
@@ -25,6 +27,12 @@ export interface Decision {
   readonly allowed: boolean;
   /** One entry per window, in the order the windows were given. */
   readonly windows: readonly WindowState[];
+  /**
+   * Epoch ms of the time source that decided (Redis server time for the Redis store), so relative
+   * values such as the `t` of the RateLimit header come out right even on a proxy with a skewed clock.
+   * Optional so hand-made decisions (fakes, fallbacks) stay valid; the stores always set it.
+   */
+  readonly now?: number;
 }
 
 export interface RateLimitStore {
@@ -33,9 +41,15 @@ export interface RateLimitStore {
    * counted, in all of them; a rejected request consumes nothing.
    */
   hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision>;
-  /** The same answer as `hit` would give, without counting anything. */
+  /**
+   * Whether `hit` would admit a request now, without counting anything. The window states describe the
+   * current counts (remaining, resetAt, retryAfterMs as they stand, with no request added).
+   */
   peek(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision>;
-  /** Forgets every counter of `key`. */
-  reset(key: string): Promise<void>;
+  /**
+   * Forgets every counter of `key`. `windows` (optional) names the windows it may have been used with,
+   * for stores that keep a key per window (Redis sliding-log).
+   */
+  reset(key: string, windows?: readonly WindowSpec[]): Promise<void>;
   close(): Promise<void>;
 }
