@@ -58,6 +58,13 @@ interface StoreBundle {
   readonly hash: string;
   readonly store: RateLimitStore;
   readonly degraded: () => boolean;
+  /**
+   * Settles once the store has either connected or failed its first attempt (bounded), so the first
+   * requests neither race the connection (commands fail fast while disconnected) nor wait on a dead one.
+   */
+  readonly ready: Promise<void>;
+  /** Closes the store and whatever connection it was built with. */
+  close(): Promise<void>;
 }
 
 interface PoolEntry {
@@ -66,14 +73,36 @@ interface PoolEntry {
 }
 
 const STORE_BREAKER = { failureThreshold: 3, successThreshold: 1, timeoutMs: 1_000, halfOpenMaxCalls: 1 };
+/** Longest a start or reload waits for a new Redis connection before serving with it anyway. */
+const STORE_CONNECT_WAIT_MS = 5_000;
+
+function firstConnection(redis: ReturnType<typeof connectRedis>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      redis.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, STORE_CONNECT_WAIT_MS);
+    redis.once('ready', done);
+    redis.once('error', done);
+  });
+}
 
 function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger: Logger): StoreBundle {
   const s = policy.store;
   const hash = sectionHash(s);
   if (s.type === 'memory') {
-    return { hash, store: new MemoryRateLimitStore({ clock }), degraded: () => false };
+    const store = new MemoryRateLimitStore({ clock });
+    return { hash, store, degraded: () => false, ready: Promise.resolve(), close: () => store.close() };
   }
-  const redis = connectRedis(s.url, { commandTimeoutMs: s.timeoutMs });
+  // FLOODGATE_REDIS_AUTOPIPELINING=0 turns ioredis auto-pipelining off (on by default; bench/ compares
+  // both). A process setting, not policy: it changes how commands share writes, never what is decided.
+  const redis = connectRedis(s.url, {
+    commandTimeoutMs: s.timeoutMs,
+    autoPipelining: process.env.FLOODGATE_REDIS_AUTOPIPELINING !== '0',
+  });
   const breaker = new CircuitBreaker({ name: 'rate-limit-store', clock, ...STORE_BREAKER });
   breaker.on('open', () =>
     logger.error({ store: 'redis' }, 'rate limit store unavailable; on_error=' + s.onError),
@@ -88,7 +117,22 @@ function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger:
       if (err !== undefined) metrics.storeErrors.inc();
     },
   });
-  return { hash, store, degraded: () => !store.healthy };
+  return {
+    hash,
+    store,
+    degraded: () => !store.healthy,
+    ready: firstConnection(redis),
+    async close() {
+      await store.close();
+      // The store does not own its client. QUIT lets commands already sent finish (a reload retires a
+      // store that requests may still be using); a Redis that does not answer gets no longer than a call.
+      await Promise.race([
+        redis.quit().catch(() => undefined),
+        new Promise((r) => setTimeout(r, s.timeoutMs).unref()),
+      ]);
+      redis.disconnect();
+    },
+  };
 }
 
 function newPool(u: Policy['upstreams'][string]): Pool {
@@ -119,6 +163,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let version = 0;
   let store: StoreBundle = buildStore(policy, clock, metrics, logger);
   let pools = new Map<string, PoolEntry>();
+  await store.ready;
   let runtime = compile(policy);
 
   /** Compiles `p` into a runtime, reusing the store, pools and breakers it leaves unchanged. */
@@ -215,11 +260,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         sectionHash([policy.listen, policy.admin.listen]);
       if (listenChanged) logger.warn('listen addresses change only on restart; the other changes apply now');
       const oldStore = store;
-      if (sectionHash(next.policy.store) !== store.hash)
-        store = buildStore(next.policy, clock, metrics, logger);
+      if (sectionHash(next.policy.store) !== store.hash) {
+        const fresh = buildStore(next.policy, clock, metrics, logger);
+        await fresh.ready;
+        store = fresh;
+      }
       runtime = compile(next.policy);
       policy = next.policy;
-      if (oldStore !== store) void oldStore.store.close();
+      if (oldStore !== store) void oldStore.close();
       metrics.reloads.inc({ result: 'success' });
       logger.info({ version: runtime.version, file: o.configFile }, 'config reloaded');
       return { ok: true, version: runtime.version };
@@ -296,7 +344,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       adminServer.closeAllConnections();
       await new Promise<void>((r) => adminServer.close(() => r()));
       await Promise.all([...pools.values()].map((e) => e.pool.destroy()));
-      await store.store.close();
+      await store.close();
       logger.info('proxy stopped');
     },
   };

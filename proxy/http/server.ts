@@ -2,7 +2,13 @@
 // The runtime is read once at the start of a request, so a reload swaps policies between
 // requests and an in-flight request finishes under the policy it started with.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Logger } from 'pino';
@@ -15,6 +21,9 @@ import { canonicalIp } from './client-ip.js';
 import { forward, type Outcome, sendError, upstreamHeaders } from './forward.js';
 import { normalizeTarget } from './normalize-path.js';
 import type { RouteRuntime, Runtime } from './runtime.js';
+
+/** What metrics record for a request whose client went away before it was answered (nginx's 499). */
+const CLIENT_CLOSED = 499;
 
 const OWN_HEADERS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']);
 
@@ -88,19 +97,14 @@ export class DataPlane {
     const clientIp = trustedHop ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
     const admission = route.limits ? await this.admit(rt, route, req, res, clientIp) : PASS;
     if (!admission.ok) return finish(admission.status);
+    // The client may have left while the limiter decided: there is nothing to forward then, and
+    // nothing the breaker should hear about (a half-read body would otherwise fail as a 502).
+    if (req.socket.destroyed) return finish(CLIENT_CLOSED);
 
     const { breaker, target } = route.upstream;
     if (!breaker.canExecute()) {
-      const state = breaker.state;
-      const retryAfter = Math.max(1, Math.ceil(breaker.retryAfterMs() / 1000));
-      return finish(
-        sendError(
-          res,
-          'CIRCUIT_OPEN',
-          { upstream: route.upstream.name, state, retry_after: retryAfter },
-          { 'retry-after': String(retryAfter), 'cache-control': 'no-store', ...admission.headers },
-        ),
-      );
+      const open = circuitOpen(route);
+      return finish(sendError(res, 'CIRCUIT_OPEN', open.body, { ...open.headers, ...admission.headers }));
     }
 
     const headers = upstreamHeaders(req, OWN_HEADERS);
@@ -191,9 +195,12 @@ export class DataPlane {
     const rt = this.d.runtime();
     const { matchPath, forwardPath } = normalizeTarget(req.url ?? '/');
     const route = rt.match(req.method ?? 'GET', matchPath);
-    const refuse = (status: number, body: string): void => {
+    // The same answers as handle() gives (DESIGN §3), written on the raw socket.
+    const refuse = (status: number, body: string, headers: Record<string, string> = {}): void => {
+      let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+      for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
       socket.end(
-        `HTTP/1.1 ${status} ${status === 429 ? 'Too Many Requests' : 'Error'}\r\n` +
+        head +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     };
@@ -209,16 +216,18 @@ export class DataPlane {
           return refuse(
             429,
             errorBody('RATE_LIMITED', { limit: r.limit, window: r.window, retry_after: r.retryAfter }),
+            { ...limitHeaders(route.limits.policyHeader, decision), 'retry-after': String(r.retryAfter) },
           );
         }
       } catch (err) {
         if (!isStoreUnavailable(err)) throw err;
-        if (rt.storeDenies) return refuse(503, errorBody('STORE_UNAVAILABLE'));
+        if (rt.storeDenies) return refuse(503, errorBody('STORE_UNAVAILABLE'), { 'retry-after': '1' });
       }
     }
     const { breaker } = route.upstream;
     if (!breaker.canExecute()) {
-      return refuse(503, errorBody('CIRCUIT_OPEN', { upstream: route.upstream.name, state: breaker.state }));
+      const open = circuitOpen(route);
+      return refuse(503, errorBody('CIRCUIT_OPEN', open.body), open.headers);
     }
     req.url = forwardPath;
     // The call counts once: the upstream's answer to the upgrade decides; a client that
@@ -237,6 +246,19 @@ export class DataPlane {
     socket.once('close', () => settle('aborted'));
     this.wsProxy.ws(req, socket, head, { target: route.upstream.url, xfwd: true }, () => settle('failure'));
   }
+}
+
+/** The 503 of a breaker that refused a call: OPEN with the time it has left, or HALF_OPEN and full. */
+function circuitOpen(route: RouteRuntime): {
+  body: Record<string, unknown>;
+  headers: Record<string, string>;
+} {
+  const { breaker, name } = route.upstream;
+  const retryAfter = Math.max(1, Math.ceil(breaker.retryAfterMs() / 1000));
+  return {
+    body: { upstream: name, state: breaker.state, retry_after: retryAfter },
+    headers: { 'retry-after': String(retryAfter), 'cache-control': 'no-store' },
+  };
 }
 
 function first(v: string | string[] | undefined): string | undefined {
