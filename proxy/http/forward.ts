@@ -26,7 +26,7 @@ export interface ForwardRequest {
   readonly headers: string[];
   /** Extra response headers (rate limit headers), or null. */
   readonly responseHeaders: OutgoingHttpHeaders | null;
-  /** Declared body size limit in bytes; Infinity for none. */
+  /** Body size limit in bytes (Infinity for none); a declared Content-Length was checked by the caller. */
   readonly maxBody: number;
   readonly done: (outcome: Outcome, status: number) => void;
 }
@@ -200,11 +200,6 @@ export function forward(f: ForwardRequest): void {
   const { req, target } = f;
   const length = req.headers['content-length'];
   const chunked = req.headers['transfer-encoding'] !== undefined;
-  if (length !== undefined && Number(length) > f.maxBody) {
-    f.res.shouldKeepAlive = false;
-    f.done('aborted', sendError(f.res, 'PAYLOAD_TOO_LARGE', { max_body: f.maxBody }));
-    return;
-  }
   const hasBody = chunked || (length !== undefined && length !== '0');
   const handler = new ForwardHandler(f);
   // A declared Content-Length is enforced by Node's parser; only chunked bodies need counting.

@@ -92,6 +92,14 @@ export class DataPlane {
       route.duration.observe((performance.now() - started) / 1000);
     };
 
+    // A declared body over max_body is refused before it can use up any of the client's quota;
+    // a chunked body is measured while it streams (forward.ts).
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > route.maxBody) {
+      res.shouldKeepAlive = false;
+      return finish(sendError(res, 'PAYLOAD_TOO_LARGE', { max_body: route.maxBody }));
+    }
+
     const peer = canonicalIp(req.socket.remoteAddress ?? '');
     const trustedHop = rt.clientIp.trusts(peer);
     const clientIp = trustedHop ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;

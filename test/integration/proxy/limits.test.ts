@@ -70,6 +70,13 @@ describe('rate limits per route (Redis store)', () => {
           limits: { hourly: 1, daily: 1, shadow: true },
         },
         { name: 'health', match: { path: '/healthz', methods: ['GET'] }, upstream: 'app' },
+        {
+          name: 'upload',
+          match: { path: '/upload', methods: ['POST'] },
+          upstream: 'app',
+          max_body: '1kb',
+          limits: { hourly: 5, daily: 10 },
+        },
       ],
     });
   });
@@ -151,6 +158,21 @@ describe('rate limits per route (Redis store)', () => {
     expect(
       metricValue(m, 'proxy_requests_total', { route: 'transcribe', upstream: 'app', status: '429' }),
     ).toBe(1);
+  });
+
+  it('refuses a declared body over max_body before it can use up any quota', async () => {
+    const hitsBefore = upstream.hits;
+    const r = await request(p.url + '/upload', { method: 'POST', body: Buffer.alloc(2048) });
+    expect(r.statusCode).toBe(413);
+    expect(await r.body.json()).toEqual({ error: 'Payload too large', max_body: 1024 });
+    expect(upstream.hits).toBe(hitsBefore);
+    const view = await getJson<{ windows: { name: string; remaining: number }[] }>(
+      `${p.admin}/admin/limits?route=upload&key=127.0.0.1`,
+    );
+    expect(view.body.windows.map((w) => [w.name, w.remaining])).toEqual([
+      ['hourly', 5],
+      ['daily', 10],
+    ]);
   });
 
   it('rejects once the hourly window is full, with Retry-After up to an hour', async () => {
