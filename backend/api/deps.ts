@@ -1,0 +1,26 @@
+// What the HTTP API needs from the rest of the backend, wired by main.ts.
+import type { Logger } from 'pino';
+import type { CheckpointManager } from '../jobs/checkpoints.js';
+import type { JobStore } from '../jobs/job-store.js';
+import type { TranscriptionQueue } from '../jobs/queue.js';
+import type { BackendMetrics } from '../metrics.js';
+import type { DataPaths } from '../paths.js';
+
+export interface Readiness {
+  ready: boolean;
+  /** One entry per dependency: "ok", or why not. */
+  checks: Record<string, string>;
+}
+
+export interface ApiDeps {
+  store: JobStore;
+  queue: TranscriptionQueue;
+  checkpoints: CheckpointManager;
+  paths: DataPaths;
+  /** Tells the worker running job `id`, wherever it is, to stop now. */
+  publishCancel(id: string): Promise<void>;
+  metrics: BackendMetrics;
+  maxUploadBytes: number;
+  logger: Logger;
+  readiness(): Promise<Readiness>;
+}
