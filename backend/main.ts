@@ -250,12 +250,11 @@ export interface BackendCliOptions {
   logger?: Logger;
 }
 
-/** `floodgate backend`: settings from the environment, flags over them; exits 0 on SIGTERM/SIGINT. */
-export async function runBackendCli(options: BackendCliOptions = {}): Promise<RunningBackend> {
+/** startBackend's options from the environment (DESIGN §1), with flags over them. */
+export function backendOptionsFromEnv(options: BackendCliOptions = {}): StartBackendOptions {
   const env = options.env ?? process.env;
   const settings = settingsFromEnv(env);
-  const logger = options.logger ?? createLogger('floodgate-backend');
-  const backend = await startBackend({
+  return {
     port: options.port ?? settings.port,
     host: options.host ?? settings.host,
     role: parseRole(options.role ?? env.BACKEND_ROLE),
@@ -271,8 +270,14 @@ export async function runBackendCli(options: BackendCliOptions = {}): Promise<Ru
     checkpointEverySegments: settings.checkpointEverySegments,
     jobLeaseMs: settings.jobLeaseMs,
     keyPrefix: settings.keyPrefix,
-    logger,
-  });
+    ...(options.logger ? { logger: options.logger } : {}),
+  };
+}
+
+/** `floodgate backend`: settings from the environment, flags over them; exits 0 on SIGTERM/SIGINT. */
+export async function runBackendCli(options: BackendCliOptions = {}): Promise<RunningBackend> {
+  const logger = options.logger ?? createLogger('floodgate-backend');
+  const backend = await startBackend(backendOptionsFromEnv({ ...options, logger }));
   const onSignal = (signal: NodeJS.Signals) => {
     logger.info({ signal }, 'signal received');
     void backend.shutdown().then(

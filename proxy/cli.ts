@@ -47,6 +47,31 @@ program
   });
 
 program
+  .command('backend')
+  .description('run the transcription backend (API and workers)')
+  .option('--port <n>', 'listen port (default: $PORT, then 8000)', Number)
+  .option('--host <h>', 'listen address (default: $HOST, then 127.0.0.1)')
+  .option('--role <role>', 'api | worker | all', 'all')
+  .action(async (opts: { port?: number; host?: string; role: string }) => {
+    const { runBackendCli } = await import('../backend/main.js');
+    try {
+      await runBackendCli(opts);
+    } catch (err) {
+      process.stderr.write(`floodgate backend: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    }
+  });
+
+program
+  .command('up')
+  .description('run the whole stack: backend on :8000 and proxy on :8080 (what `npm start` runs)')
+  .option('--config <file>', 'policy file', 'config/proxy.yaml')
+  .action(async (opts: { config: string }) => {
+    const { runStack } = await import('./stack.js');
+    await runStack(opts.config);
+  });
+
+program
   .command('validate')
   .description('check policy files; exit 1 with FILE:LINE:COL errors if any is invalid')
   .argument('<files...>')
@@ -98,5 +123,23 @@ program
     const { runModelDownload } = await import('../backend/model/cli.js');
     process.exitCode = await runModelDownload(name, opts.dir);
   });
+
+program
+  .command('transcribe')
+  .description('upload audio to the transcription API, follow its progress, write the transcript')
+  .argument('[audio]', 'the audio file (not needed with --job)')
+  .option('--url <url>', 'the API, usually through the proxy', 'http://127.0.0.1:8080')
+  .option('--format <format>', 'json | txt | srt | vtt', 'json')
+  .option('-o, --output <file>', 'write the transcript here instead of stdout')
+  .option('--job <id>', 'follow a job already submitted (after Ctrl-C) instead of uploading')
+  .action(
+    async (
+      audio: string | undefined,
+      opts: { url: string; format: string; output?: string; job?: string },
+    ) => {
+      const { runTranscribe } = await import('../backend/client/cli.js');
+      process.exitCode = await runTranscribe(audio, opts);
+    },
+  );
 
 await program.parseAsync();

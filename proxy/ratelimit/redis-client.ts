@@ -24,3 +24,23 @@ export function connectRedis(url: string, o: RedisClientOptions): Redis {
   redis.on('error', () => {});
   return redis;
 }
+
+/** Whether a Redis answers at `url` within `timeoutMs`; used before deciding how to run. */
+export async function pingRedis(url: string, timeoutMs = 1_000): Promise<boolean> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
