@@ -8,17 +8,20 @@ import { Pool } from 'undici';
 import { CircuitBreaker } from './breaker/circuit-breaker.js';
 import { BreakerRegistry } from './breaker/registry.js';
 import { loadPolicyFile, redactPolicy } from './config/load.js';
-import type { Policy } from './config/schema.js';
+import { type Policy, parseDuration } from './config/schema.js';
 import { sectionHash } from './config/section-hash.js';
 import { type PolicyWatcher, watchPolicyFile } from './config/watch.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { type AdminApi, createAdminServer, type ReloadResult } from './http/admin.js';
 import { compileTrustedProxies } from './http/client-ip.js';
+import { Dashboard } from './http/dashboard/dashboard.js';
+import { dashboardSnapshot } from './http/dashboard/snapshot.js';
 import { compileRoutes } from './http/router.js';
 import { keyExtractor, type RouteRuntime, type Runtime, type UpstreamRuntime } from './http/runtime.js';
 import { DataPlane } from './http/server.js';
 import { createLogger, hashForLog, type Logger } from './observability/logger.js';
 import { ProxyMetrics } from './observability/metrics.js';
+import { TransitionLog } from './observability/transition-log.js';
 import { GuardedStore } from './ratelimit/guarded-store.js';
 import { rateLimitPolicy } from './ratelimit/headers.js';
 import { RateLimiter } from './ratelimit/limiter.js';
@@ -102,6 +105,7 @@ function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger:
   const redis = connectRedis(s.url, {
     commandTimeoutMs: s.timeoutMs,
     autoPipelining: process.env.FLOODGATE_REDIS_AUTOPIPELINING !== '0',
+    cluster: s.cluster,
   });
   const breaker = new CircuitBreaker({ name: 'rate-limit-store', clock, ...STORE_BREAKER });
   breaker.on('open', () =>
@@ -155,6 +159,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const metrics = new ProxyMetrics();
   const breakers = new BreakerRegistry({ clock });
   observeBreakers(breakers, metrics, logger);
+  const transitions = new TransitionLog(breakers);
 
   const first = await loadPolicyFile(o.configFile, o.env);
   if (!first.ok) throw new PolicyError(first.errors);
@@ -280,6 +285,21 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     metrics,
     logger,
     hashId: hashForLog,
+    headersTimeoutMs: headersTimeoutFromEnv(o.env ?? process.env),
+  });
+
+  const dashboard = new Dashboard({
+    token: () => policy.admin.token,
+    transitions,
+    snapshot: () =>
+      dashboardSnapshot({
+        breakers,
+        transitions,
+        metrics,
+        runtime: () => runtime,
+        store: () => ({ type: policy.store.type, health: store.degraded() ? 'degraded' : 'ok' }),
+      }),
+    onError: (err) => logger.warn({ err }, 'dashboard snapshot failed'),
   });
 
   const admin: AdminApi = {
@@ -303,6 +323,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     async metrics() {
       return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
     },
+    dashboard: dashboard.page,
+    events: dashboard.events,
   };
   const adminServer = createAdminServer(admin, (err) => logger.error({ err }, 'admin request failed'));
 
@@ -341,6 +363,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       }
       dataPlane.server.closeAllConnections();
       await closed;
+      dashboard.close();
       adminServer.closeAllConnections();
       await new Promise<void>((r) => adminServer.close(() => r()));
       await Promise.all([...pools.values()].map((e) => e.pool.destroy()));
@@ -348,6 +371,18 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       logger.info('proxy stopped');
     },
   };
+}
+
+/**
+ * FLOODGATE_HEADERS_TIMEOUT (a duration, default 15s): how long a client may take to send its request
+ * headers before the data plane closes the connection. A process setting, like the listeners', not policy.
+ */
+function headersTimeoutFromEnv(env: Readonly<Record<string, string | undefined>>): number | undefined {
+  const raw = env.FLOODGATE_HEADERS_TIMEOUT;
+  if (!raw) return undefined;
+  const parsed = parseDuration(raw);
+  if (!parsed.ok) throw new Error(`FLOODGATE_HEADERS_TIMEOUT: ${parsed.error}`);
+  return parsed.value;
 }
 
 /** Breaker transitions feed metrics and the seed's structured log events. */

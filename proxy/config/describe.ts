@@ -10,7 +10,10 @@ export function summarizePolicy(file: string, policy: Policy): string {
   const routes = policy.routes;
   const upstreams = Object.values(policy.upstreams);
   const s = policy.store;
-  const store = s.type === 'redis' ? `redis ${redactUrl(s.url)} (on_error ${s.onError})` : 'memory';
+  const store =
+    s.type === 'redis'
+      ? `redis${s.cluster ? ' cluster' : ''} ${redactUrl(s.url)} (on_error ${s.onError})`
+      : 'memory';
   const lines = [
     `${file}: ok, ${plural(routes.length, 'route')}, ${plural(upstreams.length, 'upstream')}`,
     `  listen ${address(policy.listen)}, admin ${address(policy.admin.listen)}, store ${store}`,
@@ -42,7 +45,11 @@ export interface ExplainRequest {
 /** Text for `floodgate explain`: the route that matches, its limits and key, its upstream and breaker. */
 export function explainRequest(policy: Policy, request: ExplainRequest): string {
   const method = request.method.toUpperCase();
-  const { matchPath } = normalizeTarget(request.path);
+  const target = normalizeTarget(request.path);
+  if (target === null) {
+    return `${method} ${request.path}\nrefused: an encoded slash or backslash in the path; the proxy answers 400 {"error":"Bad request"}`;
+  }
+  const { matchPath } = target;
   const shown = matchPath === request.path ? request.path : `${request.path} (matched as ${matchPath})`;
   const route = compileRoutes(policy.routes).match(method, matchPath);
   if (!route) return `${method} ${shown}\nno route: the proxy answers 404 {"error":"No route"}`;

@@ -59,7 +59,8 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
     const message = key
       ? `duplicate key "${key[0].replace(/^["']|["']$/g, '')}" (a map holds each key once)`
       : firstLine(syntax.message);
-    return report([{ offset: syntax.pos[0], message }]);
+    const offset = syntax.code === 'MISSING_CHAR' ? unclosedQuoteAt(doc, syntax.pos[0]) : syntax.pos[0];
+    return report([{ offset, message }]);
   }
   const envProblems = expandEnv(doc, env);
   if (envProblems.length > 0) return report(envProblems);
@@ -85,6 +86,21 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
 
   const policy = deepFreeze(result.data) as Policy;
   return { ok: true, policy, hash: createHash('sha256').update(stableStringify(policy)).digest('hex') };
+}
+
+/**
+ * A quote that is never closed runs on to the end of the file, which is where the parser notices; the
+ * offending value is the quoted scalar, so point at its opening quote.
+ */
+function unclosedQuoteAt(doc: Document, errorOffset: number): number {
+  let start = errorOffset;
+  visit(doc, {
+    Scalar(_key, node) {
+      const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
+      if (quoted && node.range && node.range[1] >= errorOffset && node.range[0] < start) start = node.range[0];
+    },
+  });
+  return start;
 }
 
 /**

@@ -4,7 +4,8 @@
 //
 // Defaults (applied when a key is absent):
 //   version 1 · listen 127.0.0.1:8080 · admin.listen 127.0.0.1:9090 · admin.token none
-//   store: type memory, url redis://127.0.0.1:6379, prefix "floodgate:", timeout 50ms, on_error local
+//   store: type memory, url redis://127.0.0.1:6379, prefix "floodgate:", timeout 50ms, on_error local,
+//     cluster false
 //   client_ip.trusted_proxies [] (X-Forwarded-For is never believed)
 //   upstream timeouts: connect 2s, response 60s, idle 30s
 //   upstream breaker: failure_threshold 5, success_threshold 2, timeout 60s, half_open_max_calls 3,
@@ -386,12 +387,15 @@ const storeSchema = strict({
   prefix: z.string().default('floodgate:'),
   timeout: duration.default(50),
   on_error: z.enum(['local', 'allow', 'deny']).default('local'),
+  // true: `url` is one seed node of a Redis Cluster (the limiter's keys carry hash tags).
+  cluster: z.boolean().default(false),
 }).transform((s) => ({
   type: s.type,
   url: s.url,
   prefix: s.prefix,
   timeoutMs: s.timeout,
   onError: s.on_error,
+  cluster: s.cluster,
 }));
 
 const clientIpSchema = strict({

@@ -1,7 +1,7 @@
 // The admin listener of DESIGN §4. It only speaks HTTP: what it reports and does comes from
 // the AdminApi it is given, so the routes stay thin and the proxy's internals stay private.
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { adminAuthorized } from './admin-auth.js';
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; errors: string[] };
 
@@ -24,6 +24,8 @@ export interface AdminApi {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Serves GET / (the dashboard); absent until there is one. */
   dashboard?(req: IncomingMessage, res: ServerResponse): void;
+  /** Serves GET /admin/events, the dashboard's live feed (server-sent events), once authorized. */
+  events?(req: IncomingMessage, res: ServerResponse): void;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -34,13 +36,6 @@ function json(res: ServerResponse, status: number, body: unknown): void {
     'cache-control': 'no-store',
   });
   res.end(text);
-}
-
-function authorized(req: IncomingMessage, token: string): boolean {
-  const header = req.headers.authorization ?? '';
-  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
 }
 
 async function route(api: AdminApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -62,12 +57,13 @@ async function route(api: AdminApi, req: IncomingMessage, res: ServerResponse): 
   if (method === 'GET' && path === '/' && api.dashboard) return api.dashboard(req, res);
 
   if (path.startsWith('/admin/')) {
-    const token = api.token();
-    if (token && !authorized(req, token)) {
+    // The Bearer header, or the cookie the dashboard set (admin-auth.ts).
+    if (!adminAuthorized(req, api.token())) {
       res.setHeader('www-authenticate', 'Bearer');
       return json(res, 401, { error: 'Unauthorized' });
     }
     if (method === 'GET' && path === '/admin/breakers') return json(res, 200, api.breakers());
+    if (method === 'GET' && path === '/admin/events' && api.events) return api.events(req, res);
     const reset = /^\/admin\/breakers\/([^/]+)\/reset$/.exec(path);
     if (method === 'POST' && reset) {
       const name = decodeURIComponent(reset[1]!);

@@ -47,7 +47,8 @@ const HOP_BY_HOP = new Set([
 
 /** Tokens listed in a Connection header are hop-by-hop for this message too. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | null {
-  if (!value) return null;
+  // The usual values name no header: skip the split (every keep-alive upstream response has one).
+  if (!value || value === 'keep-alive' || value === 'close') return null;
   const tokens = (Array.isArray(value) ? value.join(',') : value).toLowerCase().split(',');
   const set = new Set<string>();
   for (const t of tokens) {

@@ -5,8 +5,14 @@
 const NEEDS_WORK = /%|\/\/|\/\.|[A-Z]|\\/;
 
 // Unreserved characters (RFC 3986 §2.3) may be decoded without changing meaning; anything
-// else, notably %2F, stays encoded so it cannot become a path separator here.
+// else stays encoded.
 const UNRESERVED = /%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
+
+// An encoded slash or backslash is a separator to an upstream that decodes before it splits the
+// path, and plain text to one that does not: /open/..%2Flimited is /limited to the first. Routing
+// cannot know which reading the upstream takes, so such a path is refused rather than guessed at
+// (Apache's AllowEncodedSlashes Off does the same).
+const ENCODED_SEPARATOR = /%(2F|5C)/i;
 
 export interface NormalizedTarget {
   /** Canonical path, lower-cased, used only to pick a route. */
@@ -15,10 +21,12 @@ export interface NormalizedTarget {
   readonly forwardPath: string;
 }
 
-export function normalizeTarget(url: string): NormalizedTarget {
+/** The canonical target, or null when the path holds an encoded separator (answered 400). */
+export function normalizeTarget(url: string): NormalizedTarget | null {
   const q = url.indexOf('?');
   const rawPath = q === -1 ? url : url.slice(0, q);
   if (!NEEDS_WORK.test(rawPath)) return { matchPath: rawPath, forwardPath: url };
+  if (ENCODED_SEPARATOR.test(rawPath)) return null;
   const decoded = rawPath
     .replace(UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)))
     .replace(/\\/g, '/');

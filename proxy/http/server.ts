@@ -33,7 +33,11 @@ export interface DataPlaneDeps {
   readonly logger: Logger;
   /** Hashes an identity for logs: raw IPs and API keys never reach a log line. */
   readonly hashId: (id: string) => string;
+  /** How long a client may take to send its request headers (slowloris); default 15 s. */
+  readonly headersTimeoutMs?: number;
 }
+
+const DEFAULT_HEADERS_TIMEOUT_MS = 15_000;
 
 type Admission =
   | { readonly ok: true; readonly headers: Record<string, string> | null }
@@ -41,14 +45,29 @@ type Admission =
 
 const PASS: Admission = { ok: true, headers: null };
 
+interface PeerTrust {
+  readonly resolver: Runtime['clientIp'];
+  readonly peer: string;
+  readonly trusted: boolean;
+}
+
 export class DataPlane {
   readonly server: Server;
   private readonly wsProxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
   private readonly wsSettle = new WeakMap<IncomingMessage, (status: number) => void>();
   private inFlight = 0;
+  private readonly peers = new WeakMap<object, PeerTrust>();
 
   constructor(private readonly d: DataPlaneDeps) {
-    this.server = createServer({ requestTimeout: 0, headersTimeout: 15_000 }, (req, res) => {
+    const headersTimeout = d.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    const options = {
+      requestTimeout: 0,
+      headersTimeout,
+      // Node looks for expired headers only this often (30 s by default), so a slowloris connection
+      // would otherwise live up to headersTimeout + 30 s.
+      connectionsCheckingInterval: Math.min(1_000, headersTimeout),
+    };
+    this.server = createServer(options, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         d.logger.error({ err }, 'request handler failed');
         if (!res.headersSent) sendError(res, 'BAD_GATEWAY', { upstream: null });
@@ -76,10 +95,29 @@ export class DataPlane {
     return this.inFlight;
   }
 
+  /**
+   * The connection's canonical peer and whether the runtime trusts it, worked out once per connection
+   * (and again after a reload), not per request: a trusted-proxy check (net.BlockList) costs microseconds.
+   */
+  private peerOf(req: IncomingMessage, rt: Runtime): PeerTrust {
+    let p = this.peers.get(req.socket);
+    if (p === undefined || p.resolver !== rt.clientIp) {
+      const peer = canonicalIp(req.socket.remoteAddress ?? '');
+      p = { resolver: rt.clientIp, peer, trusted: rt.clientIp.trusts(peer) };
+      this.peers.set(req.socket, p);
+    }
+    return p;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const rt = this.d.runtime();
     const started = performance.now();
-    const { matchPath, forwardPath } = normalizeTarget(req.url ?? '/');
+    const normalized = normalizeTarget(req.url ?? '/');
+    if (normalized === null) {
+      this.d.metrics.countRequest('', '', sendError(res, 'BAD_REQUEST'));
+      return;
+    }
+    const { matchPath, forwardPath } = normalized;
     const route = rt.match(req.method ?? 'GET', matchPath);
     if (!route) {
       this.d.metrics.countRequest('', '', sendError(res, 'NO_ROUTE'));
@@ -100,8 +138,7 @@ export class DataPlane {
       return finish(sendError(res, 'PAYLOAD_TOO_LARGE', { max_body: route.maxBody }));
     }
 
-    const peer = canonicalIp(req.socket.remoteAddress ?? '');
-    const trustedHop = rt.clientIp.trusts(peer);
+    const { peer, trusted: trustedHop } = this.peerOf(req, rt);
     const clientIp = trustedHop ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
     const admission = route.limits ? await this.admit(rt, route, req, res, clientIp) : PASS;
     if (!admission.ok) return finish(admission.status);
@@ -201,8 +238,8 @@ export class DataPlane {
   /** WebSocket and other upgrades: same route, limits and breaker, then a raw tunnel. */
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const rt = this.d.runtime();
-    const { matchPath, forwardPath } = normalizeTarget(req.url ?? '/');
-    const route = rt.match(req.method ?? 'GET', matchPath);
+    const target = normalizeTarget(req.url ?? '/');
+    const route = target && rt.match(req.method ?? 'GET', target.matchPath);
     // The same answers as handle() gives (DESIGN §3), written on the raw socket.
     const refuse = (status: number, body: string, headers: Record<string, string> = {}): void => {
       let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
@@ -212,6 +249,7 @@ export class DataPlane {
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     };
+    if (!target) return refuse(400, errorBody('BAD_REQUEST'));
     if (!route) return refuse(404, errorBody('NO_ROUTE'));
     const peer = canonicalIp(req.socket.remoteAddress ?? '');
     const trustedHop = rt.clientIp.trusts(peer);
@@ -237,7 +275,7 @@ export class DataPlane {
       const open = circuitOpen(route);
       return refuse(503, errorBody('CIRCUIT_OPEN', open.body), open.headers);
     }
-    req.url = forwardPath;
+    req.url = target.forwardPath;
     // The call counts once: the upstream's answer to the upgrade decides; a client that
     // leaves before it does releases the probe slot without counting.
     let settled = false;

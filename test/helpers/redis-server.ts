@@ -1,6 +1,7 @@
 // A private redis-server on a spare loopback port, for tests that take Redis away and bring it back:
 // stop() kills it, start() runs a fresh one on the same port, pause()/resume() freeze it (SIGSTOP), so
-// connections stay open but nothing answers. Nothing is persisted.
+// connections stay open but nothing answers. Nothing is persisted, unless `persistDir` asks for an
+// append-only file fsynced on every write (then stop() is a crash that loses nothing acknowledged).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, Socket } from 'node:net';
@@ -45,8 +46,16 @@ function pings(port: number): Promise<boolean> {
   });
 }
 
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+export interface PrivateRedisOptions {
+  /** Keep an append-only file here (appendfsync always), which a restart loads. */
+  persistDir?: string;
+}
+
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const port = await freePort();
+  const persistence = options.persistDir
+    ? ['--dir', options.persistDir, '--appendonly', 'yes', '--appendfsync', 'always']
+    : ['--appendonly', 'no'];
   let child: ChildProcess | null = null;
 
   const r: PrivateRedis = {
@@ -59,7 +68,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       if (child) return;
       const c = spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence],
         { stdio: 'ignore' },
       );
       child = c;

@@ -122,6 +122,18 @@ describe('explainRequest (floodgate explain)', () => {
       'route: transcribe (routes[0]: /transcribe, POST)',
     ]);
   });
+
+  it('refuses a path with an encoded slash or backslash, which upstreams read two ways', () => {
+    for (const path of ['/x/..%2FTranscribe', '/transcribe%5cx', '/x%2f..%2ftranscribe']) {
+      expect(explainRequest(load(), { method: 'POST', path })).toBe(
+        `POST ${path}\nrefused: an encoded slash or backslash in the path; the proxy answers 400 {"error":"Bad request"}`,
+      );
+    }
+    // Double-encoded is not a separator after one decoding: routed as it is.
+    expect(explainRequest(load(), { method: 'POST', path: '/transcribe%252F' }).split('\n')[1]).toBe(
+      'no route: the proxy answers 404 {"error":"No route"}',
+    );
+  });
 });
 
 describe('parseHeaderArg', () => {

@@ -47,6 +47,7 @@ describe('example policies', () => {
       prefix: 'floodgate:',
       timeoutMs: 50,
       onError: 'local',
+      cluster: false,
     });
     expect(policy.routes.map((r) => r.name)).toEqual(['transcribe', 'status', 'result', 'jobs']);
     expect(policy.routes[0]!.limits!.windows).toEqual([
@@ -108,6 +109,7 @@ describe('defaults', () => {
         prefix: 'floodgate:',
         timeoutMs: 50,
         onError: 'local',
+        cluster: false,
       },
       clientIp: { trustedProxies: [] },
       upstreams: {

@@ -1,0 +1,161 @@
+// The live dashboard on the admin port (DESIGN §4): GET / serves one static HTML page (inline CSS
+// and JS, no build step), and GET /admin/events streams snapshots to it as server-sent events: one
+// at connect, one per interval while anyone watches, and one right away when a breaker changes
+// state. One timer serves every viewer and runs only while there is one.
+//
+// With admin.token set, GET / takes the token once as ?token=, answers with the session cookie and
+// a redirect to a clean URL (admin-auth.ts); the feed lives under /admin/*, which the admin server
+// guards with the same rule.
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { projectPath } from '../../core/paths.js';
+import type { TransitionLog } from '../../observability/transition-log.js';
+import { bearerMatches, cookieMatches, sessionCookie, tokenMatches } from '../admin-auth.js';
+import type { DashboardSnapshot } from './snapshot.js';
+
+export interface DashboardOptions {
+  /** The admin token in force, or null (read per request: a reload may change it). */
+  token(): string | null;
+  snapshot(): Promise<DashboardSnapshot>;
+  /** When given, a breaker transition is pushed at once instead of at the next tick. */
+  transitions?: TransitionLog;
+  /** Between two pushed snapshots (default 1 s). */
+  intervalMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+const SECURITY_HEADERS = {
+  'cache-control': 'no-store',
+  // Inline script and style only; the page talks to its own origin and nothing else.
+  'content-security-policy':
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+};
+
+let pageHtml: string | undefined;
+
+/** The page ships beside this module's source (proxy/http/dashboard/index.html), read once. */
+function page(): string {
+  pageHtml ??= readFileSync(projectPath('proxy', 'http', 'dashboard', 'index.html'), 'utf8');
+  return pageHtml;
+}
+
+function html(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...SECURITY_HEADERS,
+    ...extra,
+  });
+  res.end(body);
+}
+
+const LOGIN_PAGE = (message: string): string =>
+  `<!doctype html><meta charset="utf-8"><title>Floodgate</title>` +
+  `<body style="font:15px system-ui,sans-serif;margin:3rem;max-width:40rem">` +
+  `<h1>Floodgate</h1><p>${message}</p>` +
+  `<p>Open this page once as <code>/?token=ADMIN_TOKEN</code>; the browser then keeps a session cookie.</p></body>`;
+
+export class Dashboard {
+  private readonly clients = new Set<ServerResponse>();
+  private timer: NodeJS.Timeout | null = null;
+  private sending = false;
+  private again = false;
+  private closed = false;
+  private readonly intervalMs: number;
+  private readonly onTransition = (): void => this.broadcast();
+
+  constructor(private readonly o: DashboardOptions) {
+    this.intervalMs = o.intervalMs ?? 1_000;
+    o.transitions?.on('transition', this.onTransition);
+  }
+
+  /** GET /: the page, or the token exchange. */
+  readonly page = (req: IncomingMessage, res: ServerResponse): void => {
+    const token = this.o.token();
+    if (token) {
+      const given = new URL(req.url ?? '/', 'http://admin').searchParams.get('token');
+      if (given !== null) {
+        if (tokenMatches(given, token)) {
+          // 303 to a clean URL: the token leaves the address bar and the history.
+          res.writeHead(303, { location: '/', 'set-cookie': sessionCookie(token), ...SECURITY_HEADERS });
+          res.end();
+        } else {
+          html(res, 401, LOGIN_PAGE('That token is not the admin token.'));
+        }
+        return;
+      }
+      if (!cookieMatches(req, token) && !bearerMatches(req, token)) {
+        html(res, 401, LOGIN_PAGE('This dashboard needs the admin token.'));
+        return;
+      }
+    }
+    html(res, 200, page());
+  };
+
+  /** GET /admin/events (already authorized by the admin server). */
+  readonly events = (req: IncomingMessage, res: ServerResponse): void => {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      // Proxies in front of the admin port (nginx) must not buffer the stream.
+      'x-accel-buffering': 'no',
+    });
+    // Reconnect after 2 s if the stream breaks (a restart, a dropped connection).
+    res.write('retry: 2000\n\n');
+    if (this.closed) {
+      res.end();
+      return;
+    }
+    this.clients.add(res);
+    req.on('close', () => {
+      this.clients.delete(res);
+      if (this.clients.size === 0) this.stopTimer();
+    });
+    if (!this.timer) {
+      this.timer = setInterval(() => this.broadcast(), this.intervalMs);
+      this.timer.unref();
+    }
+    this.broadcast();
+  };
+
+  /** Ends every stream and stops listening. */
+  close(): void {
+    this.closed = true;
+    this.stopTimer();
+    this.o.transitions?.off('transition', this.onTransition);
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+  }
+
+  /** One snapshot for every viewer; a request made while one is being built is served right after it. */
+  private broadcast(): void {
+    if (this.clients.size === 0) return;
+    if (this.sending) {
+      this.again = true;
+      return;
+    }
+    this.sending = true;
+    this.o
+      .snapshot()
+      .then((snap) => {
+        const frame = `data: ${JSON.stringify(snap)}\n\n`;
+        for (const res of this.clients) res.write(frame);
+      })
+      .catch((err: unknown) => this.o.onError?.(err))
+      .finally(() => {
+        this.sending = false;
+        if (this.again) {
+          this.again = false;
+          this.broadcast();
+        }
+      });
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
