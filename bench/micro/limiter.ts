@@ -2,7 +2,7 @@
 // both algorithms (hourly 100 + daily 1000), Redis with ioredis auto-pipelining on and off, and Redis
 // memory per identity at full use. Ratios within one run matter, not absolute numbers (STYLE rule 12).
 //
-//   npx tsx bench/micro/limiter.ts        (REDIS_URL, default redis://127.0.0.1:6379; < 60 s)
+//   npx tsx bench/micro/limiter.ts [--quick]   (REDIS_URL, default redis://127.0.0.1:6379; < 60 s, --quick < 10 s)
 //
 // Prints a table and writes bench/results/limiter.json.
 import { randomBytes } from 'node:crypto';
@@ -23,9 +23,10 @@ const WINDOWS: readonly WindowSpec[] = [
   { name: 'daily', limit: 1_000, windowMs: DAY },
 ];
 const ALGORITHMS: readonly Algorithm[] = ['sliding-log', 'sliding-counter'];
-const MEMORY_RUN_MS = 1_000;
-const REDIS_RUN_MS = 1_200;
-const ROUNDS = 2;
+const QUICK = process.argv.includes('--quick');
+const MEMORY_RUN_MS = QUICK ? 200 : 1_000;
+const REDIS_RUN_MS = QUICK ? 300 : 1_200;
+const ROUNDS = QUICK ? 1 : 2;
 const IN_FLIGHT = 64;
 // Production-like key names ("floodgate:{transcribe:<16>}…"), with a random 10-character scope standing
 // in for "transcribe" so a run never touches real counters, and memory figures stay comparable.
@@ -272,7 +273,7 @@ async function main(): Promise<void> {
     mkdirSync(out, { recursive: true });
     writeFileSync(
       projectPath('bench', 'results', 'limiter.json'),
-      `${JSON.stringify({ at: new Date().toISOString(), node: process.version, windows: WINDOWS, rows, memory, seconds }, null, 2)}\n`,
+      `${JSON.stringify({ at: new Date().toISOString(), quick: QUICK, node: process.version, windows: WINDOWS, rows, memory, seconds }, null, 2)}\n`,
     );
     console.log('wrote bench/results/limiter.json');
   } finally {

@@ -1,0 +1,277 @@
+// What the macro benchmark measures: the scenarios of issue 7, the processes they run against, and the
+// policy each floodgate process loads. One floodgate process serves several scenarios (one route each),
+// so only three are needed: the memory store, and Redis with ioredis auto-pipelining on and off.
+
+/** The processes a scenario can be pointed at. */
+export type TargetId = 'upstream' | 'fg-memory' | 'fg-redis' | 'fg-redis-nopipe' | 'nginx';
+
+export interface Scenario {
+  readonly id: string;
+  readonly label: string;
+  /** Its number in issue 7's list. */
+  readonly issue: number;
+  readonly target: TargetId;
+  readonly path: string;
+  /** Cycle the x-bench-key header over KEY_COUNT values (the limited routes key on it). */
+  readonly rotateKeys: boolean;
+  /** A fixed x-bench-key (the over-limit key). */
+  readonly fixedKey?: string;
+  /** The status every response should have; anything else is reported. */
+  readonly expect: number;
+}
+
+/** Distinct rate-limit identities the limited scenarios cycle through. */
+export const KEY_COUNT = 1_000;
+/** Header the limited routes key on. */
+export const KEY_HEADER = 'x-bench-key';
+export const OVER_LIMIT_KEY = 'over-limit';
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: 'direct',
+    label: 'direct (upstream)',
+    issue: 1,
+    target: 'upstream',
+    path: '/plain',
+    rotateKeys: false,
+    expect: 200,
+  },
+  {
+    id: 'proxy',
+    label: 'proxy, no limits',
+    issue: 2,
+    target: 'fg-memory',
+    path: '/plain',
+    rotateKeys: false,
+    expect: 200,
+  },
+  {
+    id: 'memory-log',
+    label: 'memory, sliding-log',
+    issue: 3,
+    target: 'fg-memory',
+    path: '/log',
+    rotateKeys: true,
+    expect: 200,
+  },
+  {
+    id: 'memory-counter',
+    label: 'memory, sliding-counter',
+    issue: 3,
+    target: 'fg-memory',
+    path: '/counter',
+    rotateKeys: true,
+    expect: 200,
+  },
+  {
+    id: 'redis-log',
+    label: 'redis, sliding-log',
+    issue: 4,
+    target: 'fg-redis',
+    path: '/log',
+    rotateKeys: true,
+    expect: 200,
+  },
+  {
+    id: 'redis-counter',
+    label: 'redis, sliding-counter',
+    issue: 4,
+    target: 'fg-redis',
+    path: '/counter',
+    rotateKeys: true,
+    expect: 200,
+  },
+  {
+    id: 'redis-log-nopipe',
+    label: 'redis, sliding-log, no auto-pipelining',
+    issue: 4,
+    target: 'fg-redis-nopipe',
+    path: '/log',
+    rotateKeys: true,
+    expect: 200,
+  },
+  {
+    id: 'redis-counter-nopipe',
+    label: 'redis, sliding-counter, no auto-pipelining',
+    issue: 4,
+    target: 'fg-redis-nopipe',
+    path: '/counter',
+    rotateKeys: true,
+    expect: 200,
+  },
+  {
+    id: 'breaker-open',
+    label: 'open breaker (503 fast path)',
+    issue: 5,
+    target: 'fg-memory',
+    path: '/fail',
+    rotateKeys: false,
+    expect: 503,
+  },
+  {
+    id: 'reject',
+    label: 'over limit (429, redis)',
+    issue: 6,
+    target: 'fg-redis',
+    path: '/reject',
+    rotateKeys: false,
+    fixedKey: OVER_LIMIT_KEY,
+    expect: 429,
+  },
+  {
+    id: 'nginx',
+    label: 'nginx (1 worker)',
+    issue: 7,
+    target: 'nginx',
+    path: '/plain',
+    rotateKeys: false,
+    expect: 200,
+  },
+];
+
+/** The fixed-rate latency test: these scenarios at RATE req/s. */
+export const RATE_SCENARIOS: readonly string[] = [
+  'direct',
+  'proxy',
+  'redis-log',
+  'redis-log-nopipe',
+  'nginx',
+];
+
+/**
+ * Per-scenario entry points (`--scenario NAME`, one npm script each): the scenario with the baselines
+ * its ratios need.
+ */
+export const GROUPS: Readonly<
+  Record<string, { readonly throughput: readonly string[]; readonly rate: readonly string[] }>
+> = {
+  direct: { throughput: ['direct'], rate: ['direct'] },
+  proxy: { throughput: ['direct', 'proxy'], rate: ['direct', 'proxy'] },
+  memory: { throughput: ['proxy', 'memory-log', 'memory-counter'], rate: [] },
+  redis: {
+    throughput: ['proxy', 'redis-log', 'redis-counter', 'redis-log-nopipe', 'redis-counter-nopipe'],
+    rate: ['direct', 'redis-log', 'redis-log-nopipe'],
+  },
+  breaker: { throughput: ['proxy', 'breaker-open'], rate: [] },
+  reject: { throughput: ['proxy', 'reject'], rate: [] },
+  nginx: {
+    throughput: ['direct', 'proxy', 'redis-log', 'redis-counter', 'nginx'],
+    rate: ['direct', 'redis-log', 'nginx'],
+  },
+};
+
+/** The targets of issue 7, as ratios between scenarios (numerator / denominator, same run). */
+export interface RatioSpec {
+  readonly id: string;
+  readonly label: string;
+  readonly num: string;
+  readonly den: string;
+  /** The issue's floor for this ratio, when it sets one. */
+  readonly floor?: number;
+}
+
+export const RATIOS: readonly RatioSpec[] = [
+  { id: 'proxy/direct', label: 'proxy / direct', num: 'proxy', den: 'direct' },
+  { id: 'memory-log/proxy', label: 'memory sliding-log / proxy', num: 'memory-log', den: 'proxy' },
+  {
+    id: 'memory-counter/proxy',
+    label: 'memory sliding-counter / proxy',
+    num: 'memory-counter',
+    den: 'proxy',
+  },
+  { id: 'redis-log/proxy', label: 'redis sliding-log / proxy', num: 'redis-log', den: 'proxy', floor: 0.85 },
+  {
+    id: 'redis-counter/proxy',
+    label: 'redis sliding-counter / proxy',
+    num: 'redis-counter',
+    den: 'proxy',
+    floor: 0.85,
+  },
+  {
+    id: 'redis-log-nopipe/proxy',
+    label: 'redis sliding-log, no pipelining / proxy',
+    num: 'redis-log-nopipe',
+    den: 'proxy',
+  },
+  {
+    id: 'redis-counter-nopipe/proxy',
+    label: 'redis sliding-counter, no pipelining / proxy',
+    num: 'redis-counter-nopipe',
+    den: 'proxy',
+  },
+  { id: 'proxy/nginx', label: 'proxy (no limits) / nginx', num: 'proxy', den: 'nginx', floor: 0.6 },
+  { id: 'redis-log/nginx', label: 'redis sliding-log / nginx', num: 'redis-log', den: 'nginx', floor: 0.5 },
+  {
+    id: 'redis-counter/nginx',
+    label: 'redis sliding-counter / nginx',
+    num: 'redis-counter',
+    den: 'nginx',
+    floor: 0.5,
+  },
+  { id: 'breaker-open/proxy', label: 'open breaker / proxy', num: 'breaker-open', den: 'proxy' },
+  { id: 'reject/proxy', label: '429 over limit / proxy', num: 'reject', den: 'proxy' },
+];
+
+/** The fixed-rate target: added p99 over direct, in ms. */
+export const ADDED_P99_TARGET_MS = 1;
+
+export interface PolicyOptions {
+  readonly upstreamPort: number;
+  readonly store: 'memory' | 'redis';
+  readonly redisUrl: string;
+  /** Redis key prefix, unique per run so runs never share (or leave behind) counters. */
+  readonly prefix: string;
+}
+
+/**
+ * Hourly + daily windows, as the issue's Redis target describes, with limits far above what any run
+ * sends per key (KEY_COUNT keys share the load), so every limited request is admitted: the cost of a
+ * decision does not depend on the limit's value, only on the windows and the algorithm. /reject has a
+ * limit of 1 and one fixed key, primed before the rounds, so every measured request is refused.
+ * on_error: deny, so a store failure shows up as unexpected 503s instead of quietly measuring the
+ * in-process fallback.
+ */
+export function policyYaml(o: PolicyOptions): string {
+  const upstream = `http://127.0.0.1:${o.upstreamPort}`;
+  const limited = (algorithm: string) =>
+    `{ key: "header:${KEY_HEADER}", hourly: 1000000, daily: 10000000, algorithm: ${algorithm} }`;
+  const store =
+    o.store === 'memory'
+      ? '{ type: memory }'
+      : `{ type: redis, url: "${o.redisUrl}", prefix: "${o.prefix}", timeout: 250ms, on_error: deny }`;
+  return `# generated by bench/macro/macro.ts
+version: 1
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0 }
+store: ${store}
+client_ip:
+  trusted_proxies: [127.0.0.1/32]   # as config/proxy.yaml: the load generator connects from loopback
+upstreams:
+  app:
+    url: ${upstream}
+    timeouts: { connect: 2s, response: 10s, idle: 10s }
+  flaky:
+    url: ${upstream}
+    timeouts: { connect: 2s, response: 10s, idle: 10s }
+    breaker: { failure_threshold: 5, success_threshold: 2, timeout: 1h, half_open_max_calls: 1 }
+routes:
+  - name: plain
+    match: { path: /plain }
+    upstream: app
+  - name: log
+    match: { path: /log }
+    upstream: app
+    limits: ${limited('sliding-log')}
+  - name: counter
+    match: { path: /counter }
+    upstream: app
+    limits: ${limited('sliding-counter')}
+  - name: fail
+    match: { path: /fail }
+    upstream: flaky
+  - name: reject
+    match: { path: /reject }
+    upstream: app
+    limits: { key: "header:${KEY_HEADER}", hourly: 1, daily: 10 }
+`;
+}
