@@ -97,7 +97,8 @@ function unclosedQuoteAt(doc: Document, errorOffset: number): number {
   visit(doc, {
     Scalar(_key, node) {
       const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
-      if (quoted && node.range && node.range[1] >= errorOffset && node.range[0] < start) start = node.range[0];
+      if (quoted && node.range && node.range[1] >= errorOffset && node.range[0] < start)
+        start = node.range[0];
     },
   });
   return start;
