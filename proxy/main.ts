@@ -113,7 +113,9 @@ function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger:
   );
   breaker.on('close', () => logger.info({ store: 'redis' }, 'rate limit store recovered'));
   const store = new GuardedStore({
-    primary: new RedisRateLimitStore({ redis, prefix: s.prefix, timeoutMs: s.timeoutMs }),
+    // The client's commandTimeout already bounds each call at store.timeout; a second timer here
+    // would only cost the hot path a promise and a timer per request.
+    primary: new RedisRateLimitStore({ redis, prefix: s.prefix }),
     breaker,
     fallback: s.onError === 'local' ? new MemoryRateLimitStore({ clock }) : null,
     observe: (seconds, err) => {

@@ -145,16 +145,15 @@ export class RedisRateLimitStore implements RateLimitStore {
     }
     args.push(mode, now);
     for (const a of p.tail) args.push(a);
-    return this.bound(this.evalsha(script, args)).then((reply) => toDecision(reply as number[], windows));
-  }
-
-  /** EVALSHA; on NOSCRIPT (a restarted or flushed server), EVAL once, which also caches the script. */
-  private evalsha(script: Script, args: (string | number)[]): Promise<unknown> {
-    return this.redis.call('evalsha', args).catch((err: unknown) => {
+    const decide = (reply: unknown): Decision => toDecision(reply as number[], windows);
+    // One `then` with both handlers: the hot path costs one promise beyond the client's own.
+    const decision = this.redis.call('evalsha', args).then(decide, (err: unknown) => {
+      // NOSCRIPT: a restarted or flushed server. EVAL once, which also caches the script again.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       args[0] = script.lua;
-      return this.redis.call('eval', args);
+      return this.redis.call('eval', args).then(decide);
     });
+    return this.bound(decision);
   }
 
   private bound<T>(promise: Promise<T>): Promise<T> {
