@@ -44,15 +44,8 @@ export interface JobRecord {
   plan: PlannedSegment[] | null;
 }
 
-export type StatusUpdate = Partial<{
-  state: JobState;
-  stage: Stage;
-  progress: number;
-  segments_done: number;
-  segments_total: number;
-  resumed: boolean;
-  error: JobErrorInfo | null;
-}>;
+/** What a worker may change in a job's status; the id and attempt count are the queue's. */
+export type StatusUpdate = Partial<Omit<JobStatus, 'job_id' | 'attempts'>>;
 
 // HSET only when the hash exists. ARGV: field, value, field, value, ...
 const UPDATE_LUA = `

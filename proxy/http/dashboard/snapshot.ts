@@ -2,7 +2,7 @@
 // per-route request and decision totals (the page turns consecutive totals into rates), store health
 // and the policy in force. Totals come from the same counters /metrics exposes, so the page and
 // Prometheus never disagree.
-import type { CircuitBreaker, StateName } from '../../breaker/circuit-breaker.js';
+import type { BreakerMetrics, CircuitBreaker, StateName } from '../../breaker/circuit-breaker.js';
 import type { ProxyMetrics } from '../../observability/metrics.js';
 import type { TransitionLog } from '../../observability/transition-log.js';
 import type { Runtime } from '../runtime.js';
@@ -15,14 +15,9 @@ export interface DashboardSources {
   store(): { type: 'memory' | 'redis'; health: 'ok' | 'degraded' };
 }
 
-export interface BreakerView {
+/** A breaker as /admin/breakers shows it, plus what the page needs besides. */
+export interface BreakerView extends BreakerMetrics {
   name: string;
-  state: StateName;
-  failure_count: number;
-  success_count: number;
-  total_calls: number;
-  error_rate: number;
-  last_failure_time: string | null;
   /** Ms until an OPEN breaker lets probes through; 0 otherwise. */
   retry_after_ms: number;
 }
