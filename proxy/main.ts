@@ -114,8 +114,13 @@ function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger:
   breaker.on('close', () => logger.info({ store: 'redis' }, 'rate limit store recovered'));
   const store = new GuardedStore({
     // The client's commandTimeout already bounds each call at store.timeout; a second timer here
-    // would only cost the hot path a promise and a timer per request.
-    primary: new RedisRateLimitStore({ redis, prefix: s.prefix }),
+    // would only cost the hot path a promise and a timer per request. Except on a cluster: its client
+    // queues commands while it (re)discovers the nodes, and that queue knows no commandTimeout.
+    primary: new RedisRateLimitStore({
+      redis,
+      prefix: s.prefix,
+      timeoutMs: s.cluster ? s.timeoutMs : undefined,
+    }),
     breaker,
     fallback: s.onError === 'local' ? new MemoryRateLimitStore({ clock }) : null,
     observe: (seconds, err) => {

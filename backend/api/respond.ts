@@ -38,8 +38,8 @@ const DISCARD_LIMIT_MS = 10_000;
 
 /**
  * After answering before the body ended (413, 415, 400), keep reading and dropping the rest for a
- * while: a client still sending sees our answer instead of a reset connection. The response says
- * `Connection: close`, so the socket goes once the body ends or the bound is hit.
+ * while: a client still sending sees our answer instead of a reset connection. The answer must not
+ * say `Connection: close` (Node would hang up at once); past the bound, the socket is cut.
  */
 export function discardRest(req: IncomingMessage): void {
   if (req.complete || req.destroyed) return;

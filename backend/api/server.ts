@@ -71,10 +71,11 @@ export function createApiServer(deps: ApiDeps): Server {
       res.destroy();
       return;
     }
-    // An error answered before the body ended: the client may still be sending.
-    const early = !req.complete;
-    sendError(res, apiError, early ? { connection: 'close' } : undefined);
-    if (early) discardRest(req);
+    sendError(res, apiError);
+    // Answered before the body ended: the client may still be sending. No `Connection: close`:
+    // Node hangs up as soon as such an answer is written, and a client still sending would meet a
+    // reset instead of it. The rest is read and dropped (bounded), and the connection lives on.
+    if (!req.complete) discardRest(req);
   }
 
   return server;

@@ -69,9 +69,8 @@ export async function handleTranscribe(req: IncomingMessage, res: ServerResponse
 async function answerExisting(req: IncomingMessage, res: ServerResponse, id: string, deps: ApiDeps) {
   const status = await deps.store.status(id);
   if (!status) return false;
-  // The body is a repeat of one we already have: drop it unread.
-  const complete = req.complete;
-  sendJson(res, 202, links(id, status.state), complete ? undefined : { connection: 'close' });
+  // The body is a repeat of one we already have: drop it unread (see discardRest).
+  sendJson(res, 202, links(id, status.state));
   discardRest(req);
   return true;
 }

@@ -21,7 +21,8 @@ const SEGMENT_TARGET_SEC = 30;
 
 export function createAudioTools(): AudioTools {
   return {
-    normalize: (input, outWav, o) => normalize(input, outWav, { signal: o?.signal }),
+    normalize: (input, outWav, o) =>
+      normalize(input, outWav, { signal: o?.signal, maxDurationSec: o?.maxDurationSec }),
     probeDuration: (file) => probeDuration(file),
     async planSegments(wav, durationSec, o) {
       const silences = await detectSilences(wav, { signal: o?.signal, durationSec });

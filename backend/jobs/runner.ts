@@ -100,7 +100,10 @@ export class JobRunner {
     const tmp = wav + '.tmp.wav';
     await rm(tmp, { force: true });
     try {
-      await this.o.audio.normalize(this.o.paths.upload(a.id), tmp, { signal: a.signal });
+      await this.o.audio.normalize(this.o.paths.upload(a.id), tmp, {
+        signal: a.signal,
+        maxDurationSec: this.o.maxDurationSec,
+      });
     } catch (error) {
       throw this.asInputError(a, error, 'cannot decode the upload');
     }
@@ -124,9 +127,10 @@ export class JobRunner {
       throw new JobError('invalid_audio', 'the audio is empty');
     }
     if (duration > this.o.maxDurationSec) {
+      // Normalize stops a second past the limit, so the length beyond it is unknown.
       throw new JobError(
         'invalid_audio',
-        `the audio lasts ${Math.round(duration)} s; the limit is ${Math.round(this.o.maxDurationSec)} s`,
+        `the audio lasts more than ${Math.round(this.o.maxDurationSec)} s; the limit is ${Math.round(this.o.maxDurationSec)} s`,
       );
     }
     a.metadata.duration = duration;

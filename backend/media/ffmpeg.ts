@@ -26,14 +26,16 @@ const QUIET_INPUT = ['-hide_banner', '-nostats'];
  * Converts any audio (or video with audio) ffmpeg decodes into 16 kHz mono s16 PCM WAV, the input
  * whisper.cpp expects. Undecodable input, or input without an audio stream, fails with
  * `invalid_audio`. The output appears only when complete, so a crash never leaves a partial file
- * that a resumed job would trust.
+ * that a resumed job would trust. With `maxDurationSec`, decoding stops a second past it.
  */
 export async function normalize(
   input: string,
   outWav: string,
-  options: FfmpegRunOptions = {},
+  options: FfmpegRunOptions & { maxDurationSec?: number } = {},
 ): Promise<void> {
   const partial = `${outWav}.partial`;
+  // Past the limit, one more second is enough to tell that the input is too long.
+  const cap = options.maxDurationSec === undefined ? [] : ['-t', String(options.maxDurationSec + 1)];
   const command = ffmpeg(input)
     .inputOptions(QUIET_INPUT)
     .noVideo()
@@ -41,7 +43,7 @@ export async function normalize(
     .audioFrequency(SAMPLE_RATE)
     .audioCodec('pcm_s16le')
     // The first audio stream only (cover art is a stream too); tags dropped, as nothing reads them.
-    .outputOptions(['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn'])
+    .outputOptions(['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn', ...cap])
     .format('wav')
     .output(partial);
   try {

@@ -48,8 +48,8 @@ function connectCluster(url: string, o: RedisClientOptions): Cluster {
   const u = new URL(url);
   return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
     // On: the cluster client connects to each node lazily, and without a queue every command that
-    // meets a node still connecting (at start, after a failover) would fail. A queued command is
-    // still bounded by the store's timeout, like one sent to a frozen Redis.
+    // meets a node still connecting (at start, after a failover) would fail. commandTimeout starts
+    // only once a node has the command, so the proxy bounds each cluster call at store.timeout itself.
     enableOfflineQueue: true,
     // Off: an auto-pipeline batches calls to one node, and when a failover answers some of them with
     // MOVED it cannot redirect just those (ioredis retries a batch only when all of it failed alike),

@@ -3,16 +3,15 @@
 // are checkpointed; the restarted process resumes it once the dead worker's lease expires. It must
 // complete with resumed=true and exactly the segments of an uninterrupted run, and redo no more
 // segments than the checkpoint interval allows.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../../proxy/core/paths.js';
 import { tonePattern } from '../../helpers/audio.js';
+import { type BackendProcess, spawnBackend } from '../../helpers/backend-process.js';
 import { tinyGgmlModelPath } from '../../helpers/ggml-model.js';
 import { deletePrefix, newRedis, REDIS_URL, uniquePrefix } from '../../helpers/redis.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -22,19 +21,12 @@ const AUDIO_SEC = 180;
 const root = projectRoot();
 const whisperBinary = join(root, '.cache', 'whisper', 'bin', 'main');
 
-interface BackendProcess {
-  child: ChildProcess;
-  url: string;
-  lines: Record<string, unknown>[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 let redis: Redis;
 let dataDir: string;
 let audioFile: string;
 let model: string;
 const prefix = uniquePrefix('crash-resume');
-const children: ChildProcess[] = [];
+const backends: BackendProcess[] = [];
 
 beforeAll(async () => {
   if (!existsSync(whisperBinary)) {
@@ -48,57 +40,28 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await Promise.all(backends.map((b) => b.kill()));
   await deletePrefix(redis, prefix);
   redis.disconnect();
   await rm(dataDir, { recursive: true, force: true });
   await rm(audioFile, { force: true });
 });
 
-/** `tsx backend/run.ts` as its own process: node itself, so SIGKILL hits the backend, not a wrapper. */
+/** The backend as its own process, checkpointing every EVERY_SEGMENTS segments, with a 2 s lease. */
 async function startBackendProcess(): Promise<BackendProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'backend', 'run.ts'), '--port', '0'], {
-    cwd: root,
+  const backend = await spawnBackend({
+    redisUrl: REDIS_URL,
+    prefix,
+    dataDir,
+    model,
     env: {
-      ...process.env,
-      REDIS_URL,
-      REDIS_PREFIX: prefix,
-      DATA_DIR: dataDir,
-      WHISPER_MODEL: model,
-      WHISPER_FAST_DECODE: '1',
-      WHISPER_THREADS: '1',
       CHECKPOINT_EVERY_SEGMENTS: String(EVERY_SEGMENTS),
       CHECKPOINT_INTERVAL: '1h',
       JOB_LEASE: '2s',
-      LOG_LEVEL: 'info',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (d) => {
-    stderr += String(d);
-  });
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      lines.push(JSON.parse(line));
-    } catch {
-      lines.push({ msg: line });
-    }
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const listening = await waitFor(
-    () => {
-      if (child.exitCode !== null) throw new Error(`backend exited early: ${stderr}`);
-      return lines.find((l) => l.msg === 'backend listening');
-    },
-    { timeoutMs: 30_000, what: `the backend to listen (stderr: ${stderr})` },
-  );
-  return { child, url: `http://127.0.0.1:${listening.port}`, lines, exited };
+  backends.push(backend);
+  return backend;
 }
 
 async function submit(backend: BackendProcess): Promise<string> {

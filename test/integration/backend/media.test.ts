@@ -252,6 +252,15 @@ describe('invalid audio', () => {
     expect((await failure(probeDuration(mp3, { minDurationSec: 11 }))).code).toBe('invalid_audio');
     expect(await probeDuration(mp3, { minDurationSec: 1, maxDurationSec: 11 })).toBeGreaterThan(9.9);
   });
+
+  it('decodes no more than a second past maxDurationSec', async () => {
+    const out = join(dir, 'capped-16k.wav');
+    await normalize(mp3, out, { maxDurationSec: 3 });
+    const duration = await probeDuration(out);
+    expect(duration).toBeGreaterThan(3.9);
+    expect(duration).toBeLessThan(4.1);
+    expect((await stat(out)).size).toBeLessThan(4.1 * 32_000 + 1024);
+  });
 });
 
 describe('file names', () => {

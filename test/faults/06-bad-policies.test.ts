@@ -1,0 +1,160 @@
+// Fault 6: 50 broken variants of config/proxy.yaml, generated from its text (lib/policy-mutations.ts).
+// `floodgate validate` must reject every one with FILE:LINE:COL pointing at the offending key or value,
+// and so must a live reload (POST /admin/reload → 400) of a running proxy process, which keeps serving
+// with its old policy throughout: every request between the reloads still succeeds, and the policy
+// version never moves until a valid file comes back.
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ChildProxy,
+  getJson,
+  metrics,
+  metricValue,
+  PROJECT_ROOT,
+  runCli,
+  spawnProxy,
+  tempDir,
+} from '../helpers/proxy.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/wait.js';
+import { basePolicy, brokenVariants, type Variant } from './lib/policy-mutations.js';
+import { recordFault } from './lib/report.js';
+
+const POSITIONED = /^(.+):(\d+):(\d+): (.+)$/;
+/** The variants' ${VAR}s resolve from this environment only (FG_FAULTS_NEVER_SET_4711 stays unset). */
+const ENV = { FLOODGATE_STORE: 'memory', ADMIN_TOKEN: '', FG_FAULTS_NEVER_SET_4711: undefined };
+
+/** Problems with `errors` as the answer for `variant` in `file`, or [] when they are right. */
+function positionProblems(errors: readonly string[], file: string, variant: Variant): string[] {
+  if (errors.length === 0) return ['no error reported'];
+  const problems: string[] = [];
+  let onTarget = false;
+  for (const e of errors) {
+    const m = POSITIONED.exec(e);
+    if (!m || m[1] !== file) {
+      problems.push(`not FILE:LINE:COL: ${e}`);
+      continue;
+    }
+    const line = Number(m[2]);
+    if (line >= variant.lines[0] && line <= variant.lines[1] && Number(m[3]) >= 1) onTarget = true;
+  }
+  if (!onTarget) problems.push(`no error on lines ${variant.lines.join('–')}: ${errors.join(' | ')}`);
+  return problems;
+}
+
+describe('fault 6: 50 broken policies', () => {
+  let upstream: TestUpstream;
+  let dir: string;
+  let base: string;
+  let variants: Variant[];
+  let proxy: ChildProxy;
+  let policyFile: string;
+  const rows: string[] = [];
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    dir = await tempDir('faults-policies');
+    base = basePolicy(await readFile(join(PROJECT_ROOT, 'config', 'proxy.yaml'), 'utf8'), upstream.url);
+    variants = brokenVariants(base);
+    policyFile = join(dir, 'proxy.yaml');
+    await writeFile(policyFile, base);
+    proxy = await spawnProxy(policyFile, ENV);
+  });
+
+  afterAll(async () => {
+    await proxy?.kill();
+    await upstream?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    if (rows.length > 0) {
+      await recordFault({
+        fault: `6 Bad policies: ${variants.length} generated broken variants of config/proxy.yaml`,
+        observed: rows.join('; '),
+        lost: 'nothing: no variant accepted, no request failed while they were offered',
+      });
+    }
+  });
+
+  it('has 50 distinct variants of a valid base', async () => {
+    expect(variants).toHaveLength(50);
+    expect(new Set(variants.map((v) => v.name)).size).toBe(50);
+    expect(new Set(variants.map((v) => v.text)).size).toBe(50);
+    const baseFile = join(dir, 'base.yaml');
+    await writeFile(baseFile, base);
+    const ok = await runCli(['validate', baseFile], ENV);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it('floodgate validate rejects each with FILE:LINE:COL at the offending key or value', async () => {
+    const files = await Promise.all(
+      variants.map(async (v, i) => {
+        const file = join(dir, `${String(i + 1).padStart(2, '0')}-${v.name}.yaml`);
+        await writeFile(file, v.text);
+        return file;
+      }),
+    );
+    const r = await runCli(['validate', ...files], ENV);
+    expect(r.code).toBe(1);
+    // No variant got the summary a valid file gets.
+    expect(r.stdout).not.toMatch(/: ok, /);
+    const lines = r.stderr.trimEnd().split('\n');
+    const problems: string[] = [];
+    variants.forEach((v, i) => {
+      const mine = lines.filter((l) => l.startsWith(`${files[i]}:`));
+      for (const p of positionProblems(mine, files[i]!, v)) problems.push(`${v.name}: ${p}`);
+    });
+    expect(problems).toEqual([]);
+    // Every line on stderr belongs to one of the files.
+    for (const l of lines) expect(l).toMatch(POSITIONED);
+    rows.push(
+      `validate: ${variants.length}/${variants.length} rejected with a position on the offending line (${lines.length} error lines)`,
+    );
+  });
+
+  it('a live reload rejects each with 400 and positions, and the old policy keeps serving', async () => {
+    const startVersion = (await getJson<{ version: number }>(`${proxy.admin}/admin/config`)).body.version;
+    const problems: string[] = [];
+    let served = 0;
+    for (const v of variants) {
+      await writeFile(policyFile, v.text);
+      const r = await request(`${proxy.admin}/admin/reload`, { method: 'POST' });
+      const body = (await r.body.json()) as { ok: boolean; errors?: string[] };
+      if (r.statusCode !== 400 || body.ok !== false)
+        problems.push(`${v.name}: reload answered ${r.statusCode}`);
+      for (const p of positionProblems(body.errors ?? [], policyFile, v)) problems.push(`${v.name}: ${p}`);
+      // The running policy still routes, limits and forwards.
+      const res = await request(`${proxy.url}/status/job-${served}`);
+      await res.body.dump();
+      if (res.statusCode === 200 && res.headers['ratelimit-policy'] !== undefined) served++;
+      else problems.push(`${v.name}: a request got ${res.statusCode} while the variant was on disk`);
+    }
+    expect(problems).toEqual([]);
+    const config = await getJson<{ version: number; policy: { routes: unknown[] } }>(
+      `${proxy.admin}/admin/config`,
+    );
+    expect(config.body.version).toBe(startVersion);
+    expect(config.body.policy.routes).toHaveLength(4);
+    // The watcher saw every write too and rejected it; both count as failed reloads.
+    await waitFor(
+      async () =>
+        metricValue(await metrics(proxy.admin), 'config_reloads_total', { result: 'failure' }) >=
+        variants.length,
+      { what: 'the failed reloads to be counted' },
+    );
+    expect(metricValue(await metrics(proxy.admin), 'config_reloads_total', { result: 'success' })).toBe(1);
+
+    // The valid file back: accepted, as the next version.
+    await writeFile(policyFile, base);
+    const back = await getJson<{ ok: boolean; version: number }>(`${proxy.admin}/admin/reload`, 'POST');
+    expect(back.status).toBe(200);
+    expect(back.body.ok).toBe(true);
+    // (The watcher may have loaded it a moment before.)
+    expect(back.body.version).toBeGreaterThan(startVersion);
+    expect(proxy.child.exitCode).toBeNull();
+    rows.push(
+      `live reload: ${variants.length}/${variants.length} answered 400 with positions, version stayed ${startVersion}, ` +
+        `${served}/${variants.length} requests served by the old policy in between, the valid file then accepted`,
+    );
+  });
+});
