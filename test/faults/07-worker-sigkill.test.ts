@@ -131,9 +131,14 @@ describe('fault 7: the worker SIGKILLed ten times in one job', () => {
     expect([...new Set(all)].sort((a, b) => a - b)).toEqual([...Array(total).keys()]);
     const redone = all.length - total;
     expect(redone).toBeLessThanOrEqual(KILLS);
-    // Nothing of either job is left in DATA_DIR.
-    expect(await readdir(join(dir, 'data', 'uploads'))).toEqual([]);
-    expect(await readdir(join(dir, 'data', 'work'))).toEqual([]);
+    // Nothing of either job is left in DATA_DIR. The worker removes its files just after it marks the
+    // job completed, so the test waits for that, with a bound, rather than racing it.
+    await waitFor(
+      async () =>
+        (await readdir(join(dir, 'data', 'uploads'))).length === 0 &&
+        (await readdir(join(dir, 'data', 'work'))).length === 0,
+      { timeoutMs: 10_000, what: 'the completed jobs to leave nothing in DATA_DIR' },
+    );
     // The last process ends cleanly.
     expect(await current().kill('SIGTERM')).toEqual({ code: 0, signal: null });
 

@@ -85,43 +85,59 @@ export async function startRedisCluster({ masters = 3, nodeTimeoutMs = 1_000 } =
   };
   try {
     for (let i = 0; i < masters * 2; i++) {
-      const port = await freePort();
-      // The bus port too: port + 10000 may be out of range or taken.
-      const busPort = await freePort();
-      ports.push(port);
-      const child = spawn(
-        'redis-server',
-        [
-          '--port',
-          String(port),
-          '--cluster-port',
-          String(busPort),
-          '--bind',
-          '127.0.0.1',
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--cluster-node-timeout',
-          String(nodeTimeoutMs),
-          '--dir',
-          dir,
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-          // Replicas sync at once instead of after the default 5 s, so the cluster is whole sooner.
-          '--repl-diskless-sync-delay',
-          '0',
-          ...(process.env.FG_CLUSTER_LOG ? ['--logfile', join(dir, `log-${port}.txt`)] : []),
-        ],
-        { stdio: 'ignore' },
-      );
-      children.set(port, child);
-      await waitFor(async () => (await redisCli(port, 'ping')).trim() === 'PONG', {
-        timeoutMs: 10_000,
-        what: `cluster node on ${port}`,
-      });
+      // A free port can be taken by another test's server between our probe and redis-server's bind,
+      // so a node that exits before it answers is started again on fresh ports (bounded).
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        // The bus port too: port + 10000 may be out of range or taken.
+        const busPort = await freePort();
+        const child = spawn(
+          'redis-server',
+          [
+            '--port',
+            String(port),
+            '--cluster-port',
+            String(busPort),
+            '--bind',
+            '127.0.0.1',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            String(nodeTimeoutMs),
+            '--dir',
+            dir,
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            // Replicas sync at once instead of after the default 5 s, so the cluster is whole sooner.
+            '--repl-diskless-sync-delay',
+            '0',
+            ...(process.env.FG_CLUSTER_LOG ? ['--logfile', join(dir, `log-${port}.txt`)] : []),
+          ],
+          { stdio: ['ignore', 'pipe', 'ignore'] },
+        );
+        let output = '';
+        child.stdout?.on('data', (chunk: Buffer) => {
+          output = (output + chunk.toString()).slice(-2000);
+        });
+        children.set(port, child);
+        const up = await waitFor(
+          async () => {
+            if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+            return (await redisCli(port, 'ping')).trim() === 'PONG' ? 'up' : false;
+          },
+          { timeoutMs: 10_000, what: `cluster node on ${port}` },
+        );
+        if (up === 'up') {
+          ports.push(port);
+          break;
+        }
+        children.delete(port);
+        if (attempt === 3) throw new Error(`redis-server on ${port} exited at start:\n${output}`);
+      }
     }
     await run(
       'redis-cli',
