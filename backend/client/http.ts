@@ -4,24 +4,13 @@
 // (the CLI prints it) before it starts. Nothing else is retried: a 4xx is the caller's answer.
 import { setTimeout as delay } from 'node:timers/promises';
 import { type Dispatcher, FormData, request } from 'undici';
+import type { JobState, JobStatus } from '../jobs/job-store.js';
+
+/** GET /status/ID's body: the backend's own types, so the client cannot drift from them. */
+export type { JobState, JobStatus };
 
 export type ResultFormat = 'json' | 'txt' | 'srt' | 'vtt';
 export const RESULT_FORMATS: readonly ResultFormat[] = ['json', 'txt', 'srt', 'vtt'];
-
-export type JobState = 'queued' | 'running' | 'completed' | 'failed';
-
-/** GET /status/ID. */
-export interface JobStatus {
-  job_id: string;
-  state: JobState;
-  stage: string;
-  progress: number;
-  segments_done: number;
-  segments_total: number;
-  resumed: boolean;
-  attempts: number;
-  error: { code: string; message: string } | null;
-}
 
 /** POST /transcribe's 202. */
 export interface SubmittedJob {

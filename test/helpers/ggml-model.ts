@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { seededRandom } from './prng.js';
 
 export interface TinyModelOptions {
   /** n_audio_state = n_text_state. */
@@ -106,18 +107,6 @@ export function tinyModelTensors(state: number, layers: number): Tensor[] {
   return tensors;
 }
 
-/** mulberry32: tiny, fast and seedable, which is all a reproducible fixture needs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function gaussian(rand: () => number): () => number {
   return () => {
     const u = 1 - rand(); // (0, 1]: log stays finite
@@ -168,7 +157,7 @@ export function buildTinyGgmlModel(options: TinyModelOptions = {}): Buffer {
   const { state = 64, heads = 2, layers = 1, seed = 1 } = options;
   if (heads < 2 || state % heads !== 0)
     throw new Error(`heads must be ≥ 2 and divide state (${state}/${heads})`);
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const normal = gaussian(rand);
   const chunks: Buffer[] = [];
   const i32s = (...values: number[]): void => {

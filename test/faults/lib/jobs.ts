@@ -1,19 +1,11 @@
 // Talking to the backend's job API (DESIGN §6) from fault tests: submit, poll, fetch the result.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import type { JobStatus } from '../../../backend/jobs/job-store.js';
 import { waitFor } from '../../helpers/wait.js';
 
-export interface JobStatus {
-  job_id: string;
-  state: 'queued' | 'running' | 'completed' | 'failed';
-  stage: string;
-  progress: number;
-  segments_done: number;
-  segments_total: number;
-  resumed: boolean;
-  attempts: number;
-  error: { code: string; message: string } | null;
-}
+export { seededRandom } from '../../helpers/prng.js';
+export type { JobStatus };
 
 export interface Transcript {
   job_id: string;
@@ -69,18 +61,6 @@ export async function result(baseUrl: string, id: string): Promise<Transcript> {
 export function content(t: Transcript): Omit<Transcript, 'job_id'> {
   const { job_id: _id, ...rest } = t;
   return rest;
-}
-
-/** A small seeded PRNG (mulberry32): fault timings are random but reproducible from the seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 export function faultSeed(): number {
