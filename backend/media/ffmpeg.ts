@@ -33,23 +33,16 @@ export async function normalize(
   outWav: string,
   options: FfmpegRunOptions & { maxDurationSec?: number } = {},
 ): Promise<void> {
-  const partial = `${outWav}.partial`;
   // Past the limit, one more second is enough to tell that the input is too long.
   const cap = options.maxDurationSec === undefined ? [] : ['-t', String(options.maxDurationSec + 1)];
   const command = ffmpeg(input)
     .inputOptions(QUIET_INPUT)
     .noVideo()
-    .audioChannels(1)
-    .audioFrequency(SAMPLE_RATE)
-    .audioCodec('pcm_s16le')
     // The first audio stream only (cover art is a stream too); tags dropped, as nothing reads them.
-    .outputOptions(['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn', ...cap])
-    .format('wav')
-    .output(partial);
+    .outputOptions(['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn', ...cap]);
   try {
-    await runFfmpeg(command, options);
+    await writeWav(command, outWav, options);
   } catch (err) {
-    await rm(partial, { force: true });
     if (!isMediaError(err, 'process_failed')) throw err;
     // ffmpeg's exit code cannot tell bad input from, say, a full disk; asking ffprobe about the
     // input can. If it finds no decodable audio, the input is to blame.
@@ -66,7 +59,6 @@ export async function normalize(
     }
     throw err;
   }
-  await rename(partial, outWav);
 }
 
 export interface ProbeOptions {
@@ -206,17 +198,25 @@ export async function cutSegment(
   if (!(endSec > startSec) || startSec < 0) {
     throw new MediaError('invalid_argument', `bad segment bounds ${startSec}..${endSec}`);
   }
-  const partial = `${outWav}.partial`;
   // Input seeking while re-encoding PCM (a no-op conversion) is sample-accurate; stream copy is not.
   const command = ffmpeg(wav)
     .inputOptions([...QUIET_INPUT, '-ss', startSec.toFixed(3)])
     .duration(Number((endSec - startSec).toFixed(3)))
-    .audioChannels(1)
-    .audioFrequency(SAMPLE_RATE)
-    .audioCodec('pcm_s16le')
-    .outputOptions(['-map_metadata', '-1'])
-    .format('wav')
-    .output(partial);
+    .outputOptions(['-map_metadata', '-1']);
+  await writeWav(command, outWav, options);
+}
+
+/**
+ * Finishes `command` as 16 kHz mono PCM WAV written under a .partial name, renamed once complete,
+ * so no reader ever sees half a file; a failed run leaves nothing behind.
+ */
+async function writeWav(
+  command: ffmpeg.FfmpegCommand,
+  outWav: string,
+  options: FfmpegRunOptions,
+): Promise<void> {
+  const partial = `${outWav}.partial`;
+  command.audioChannels(1).audioFrequency(SAMPLE_RATE).audioCodec('pcm_s16le').format('wav').output(partial);
   try {
     await runFfmpeg(command, options);
   } catch (err) {

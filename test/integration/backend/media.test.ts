@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isMediaError, type MediaError } from '../../../backend/media/errors.js';
+import { isMediaError } from '../../../backend/media/errors.js';
 import { cutSegment, detectSilences, normalize, probeDuration } from '../../../backend/media/ffmpeg.js';
 import { offsetTranscript, planSegments } from '../../../backend/media/segment-plan.js';
 import { locateWhisperBinary, WhisperCppTranscriber } from '../../../backend/media/whisper.js';
@@ -19,6 +19,7 @@ import {
   truncatedCopy,
 } from '../../helpers/audio.js';
 import { tinyGgmlModelPath } from '../../helpers/ggml-model.js';
+import { mediaFailure } from '../../helpers/media-error.js';
 import { waitFor } from '../../helpers/wait.js';
 
 let dir: string;
@@ -34,17 +35,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function failure(promise: Promise<unknown>): Promise<MediaError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  if (!isMediaError(err)) throw err;
-  return err;
-}
 
 /** Pids of running processes whose command line mentions `needle` (zombies excluded). */
 function processesMentioning(needle: string): number[] {
@@ -170,7 +160,7 @@ describe('media pipeline (ffmpeg + whisper.cpp, tiny model)', () => {
 
     const abortedAt = performance.now();
     controller.abort(new Error('job cancelled'));
-    const err = await failure(run);
+    const err = await mediaFailure(run);
     const latencyMs = performance.now() - abortedAt;
     console.info(`abort → rejection in ${latencyMs.toFixed(1)} ms (pid ${pid})`);
     expect(err.code).toBe('aborted');
@@ -186,9 +176,9 @@ describe('invalid audio', () => {
   });
 
   async function expectInvalid(file: string): Promise<void> {
-    expect((await failure(probeDuration(file))).code).toBe('invalid_audio');
+    expect((await mediaFailure(probeDuration(file))).code).toBe('invalid_audio');
     const out = join(dir, `${file.split('/').pop()}.normalized.wav`);
-    expect((await failure(normalize(file, out))).code).toBe('invalid_audio');
+    expect((await mediaFailure(normalize(file, out))).code).toBe('invalid_audio');
     // No half-written output is left for a resumed job to trust.
     await expect(stat(out)).rejects.toThrow();
     await expect(stat(`${out}.partial`)).rejects.toThrow();
@@ -234,7 +224,7 @@ describe('invalid audio', () => {
         return false;
       },
     );
-    if (normalized) expect((await failure(probeDuration(out))).code).toBe('invalid_audio');
+    if (normalized) expect((await mediaFailure(probeDuration(out))).code).toBe('invalid_audio');
   });
 
   it('salvages the decodable part of an MP3 cut in the middle', async () => {
@@ -248,8 +238,8 @@ describe('invalid audio', () => {
   });
 
   it('rejects audio outside the length limits', async () => {
-    expect((await failure(probeDuration(mp3, { maxDurationSec: 5 }))).code).toBe('invalid_audio');
-    expect((await failure(probeDuration(mp3, { minDurationSec: 11 }))).code).toBe('invalid_audio');
+    expect((await mediaFailure(probeDuration(mp3, { maxDurationSec: 5 }))).code).toBe('invalid_audio');
+    expect((await mediaFailure(probeDuration(mp3, { minDurationSec: 11 }))).code).toBe('invalid_audio');
     expect(await probeDuration(mp3, { minDurationSec: 1, maxDurationSec: 11 })).toBeGreaterThan(9.9);
   });
 
@@ -288,7 +278,7 @@ describe('ffmpeg cancellation', () => {
     const controller = new AbortController();
     const run = normalize(source, out, { signal: controller.signal });
     controller.abort();
-    expect((await failure(run)).code).toBe('aborted');
+    expect((await mediaFailure(run)).code).toBe('aborted');
     await expect(stat(out)).rejects.toThrow();
     await expect(stat(`${out}.partial`)).rejects.toThrow();
   });
@@ -296,12 +286,13 @@ describe('ffmpeg cancellation', () => {
   it('refuses to start with an already aborted signal', async () => {
     const source = join(dir, 'abort-src.wav');
     expect(
-      (await failure(cutSegment(source, 0, 1, join(dir, 'x.wav'), { signal: AbortSignal.abort() }))).code,
+      (await mediaFailure(cutSegment(source, 0, 1, join(dir, 'x.wav'), { signal: AbortSignal.abort() })))
+        .code,
     ).toBe('aborted');
   });
 
   it('times out', async () => {
     const source = await tonePattern(join(dir, 'timeout-src.wav'), { totalSec: 5 });
-    expect((await failure(detectSilences(source, { timeoutMs: 1 }))).code).toBe('timeout');
+    expect((await mediaFailure(detectSilences(source, { timeoutMs: 1 }))).code).toBe('timeout');
   });
 });

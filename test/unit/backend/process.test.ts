@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isMediaError, type MediaError } from '../../../backend/media/errors.js';
 import { runProcess, TailBuffer } from '../../../backend/media/process.js';
+import { mediaFailure } from '../../helpers/media-error.js';
 import { waitFor } from '../../helpers/wait.js';
 
 const node = process.execPath;
@@ -17,17 +17,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<MediaError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(isMediaError(err)).toBe(true);
-  return err as MediaError;
 }
 
 let dir: string;
@@ -58,7 +47,7 @@ describe('runProcess', () => {
 
   it('fails with process_failed and keeps only the last 4 KiB of stderr', async () => {
     const script = 'process.stderr.write("x".repeat(10000) + "\\nthe real reason\\n"); process.exit(3)';
-    const err = await rejection(runProcess(node, ['-e', script]));
+    const err = await mediaFailure(runProcess(node, ['-e', script]));
     expect(err.code).toBe('process_failed');
     expect(err.exitCode).toBe(3);
     expect(err.stderrTail!.length).toBeLessThanOrEqual(4096);
@@ -67,13 +56,15 @@ describe('runProcess', () => {
   });
 
   it('fails with engine_unavailable when the program does not exist', async () => {
-    const err = await rejection(runProcess(join(dir, 'no-such-binary'), []));
+    const err = await mediaFailure(runProcess(join(dir, 'no-such-binary'), []));
     expect(err.code).toBe('engine_unavailable');
   });
 
   it('kills the process on timeout', async () => {
     const started = Date.now();
-    const err = await rejection(runProcess(node, ['-e', 'setInterval(() => {}, 1000)'], { timeoutMs: 200 }));
+    const err = await mediaFailure(
+      runProcess(node, ['-e', 'setInterval(() => {}, 1000)'], { timeoutMs: 200 }),
+    );
     expect(err.code).toBe('timeout');
     expect(err.signal).toBe('SIGKILL');
     expect(Date.now() - started).toBeLessThan(5000);
@@ -81,7 +72,7 @@ describe('runProcess', () => {
 
   it('does not start when the signal has already fired', async () => {
     const marker = join(dir, 'should-not-exist');
-    const err = await rejection(
+    const err = await mediaFailure(
       runProcess(node, ['-e', `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`], {
         signal: AbortSignal.abort(),
       }),
@@ -108,7 +99,7 @@ describe('runProcess', () => {
 
     const abortedAt = Date.now();
     controller.abort(new Error('job cancelled'));
-    const err = await rejection(run);
+    const err = await mediaFailure(run);
     expect(Date.now() - abortedAt).toBeLessThan(1000);
     expect(err.code).toBe('aborted');
     expect(alive(child)).toBe(false);
@@ -117,7 +108,7 @@ describe('runProcess', () => {
   });
 
   it('fails when stdout exceeds its cap', async () => {
-    const err = await rejection(
+    const err = await mediaFailure(
       runProcess(node, ['-e', 'process.stdout.write("y".repeat(100000))'], { maxStdoutBytes: 1000 }),
     );
     expect(err.code).toBe('process_failed');

@@ -4,7 +4,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isMediaError, type MediaError } from '../../../backend/media/errors.js';
+import { isMediaError } from '../../../backend/media/errors.js';
 import {
   locateWhisperBinary,
   parseWhisperJson,
@@ -12,6 +12,7 @@ import {
   WhisperCppTranscriber,
   whisperCppArgs,
 } from '../../../backend/media/whisper.js';
+import { mediaFailure } from '../../helpers/media-error.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /** What whisper.cpp 1.5's `main -oj` writes, abridged to the parts we read. */
@@ -55,17 +56,6 @@ async function modelFile(mode: string): Promise<string> {
   const path = join(dir, `model-${mode}.bin`);
   await writeFile(path, mode);
   return path;
-}
-
-async function failure(promise: Promise<unknown>): Promise<MediaError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(isMediaError(err)).toBe(true);
-  return err as MediaError;
 }
 
 beforeAll(async () => {
@@ -181,7 +171,7 @@ describe('WhisperCppTranscriber (fake binary)', () => {
 
   it('maps a non-zero exit to process_failed with the stderr tail', async () => {
     const t = new WhisperCppTranscriber({ binary: fakeMain, model: await modelFile('fail'), tmpDir: dir });
-    const err = await failure(t.transcribe('/x.wav'));
+    const err = await mediaFailure(t.transcribe('/x.wav'));
     expect(err.code).toBe('process_failed');
     expect(err.exitCode).toBe(3);
     expect(err.stderrTail).toContain('failed to initialize whisper context');
@@ -189,19 +179,21 @@ describe('WhisperCppTranscriber (fake binary)', () => {
 
   it('maps a missing JSON file (main skips unreadable WAVs and exits 0) to bad_output', async () => {
     const t = new WhisperCppTranscriber({ binary: fakeMain, model: await modelFile('no-json'), tmpDir: dir });
-    const err = await failure(t.transcribe('/x.wav'));
+    const err = await mediaFailure(t.transcribe('/x.wav'));
     expect(err.code).toBe('bad_output');
     expect(err.stderrTail).toContain('failed to read WAV file');
   });
 
   it('maps unparsable JSON to bad_output', async () => {
     const t = new WhisperCppTranscriber({ binary: fakeMain, model: await modelFile('garbage'), tmpDir: dir });
-    expect((await failure(t.transcribe('/x.wav'))).code).toBe('bad_output');
+    expect((await mediaFailure(t.transcribe('/x.wav'))).code).toBe('bad_output');
   });
 
   it('refuses an unknown language before starting anything', async () => {
     const t = new WhisperCppTranscriber({ binary: fakeMain, model: await modelFile('ok'), tmpDir: dir });
-    expect((await failure(t.transcribe('/x.wav', { language: 'klingon' }))).code).toBe('invalid_argument');
+    expect((await mediaFailure(t.transcribe('/x.wav', { language: 'klingon' }))).code).toBe(
+      'invalid_argument',
+    );
     expect(WHISPER_LANGUAGES.has('en')).toBe(true);
     expect(WHISPER_LANGUAGES.size).toBe(100);
   });
@@ -212,13 +204,13 @@ describe('WhisperCppTranscriber (fake binary)', () => {
       model: join(dir, 'absent.bin'),
       tmpDir: dir,
     });
-    expect((await failure(noModel.transcribe('/x.wav'))).code).toBe('engine_unavailable');
+    expect((await mediaFailure(noModel.transcribe('/x.wav'))).code).toBe('engine_unavailable');
     const noBinary = new WhisperCppTranscriber({
       binary: join(dir, 'absent-main'),
       model: await modelFile('ok'),
       tmpDir: dir,
     });
-    expect((await failure(noBinary.transcribe('/x.wav'))).code).toBe('engine_unavailable');
+    expect((await mediaFailure(noBinary.transcribe('/x.wav'))).code).toBe('engine_unavailable');
   });
 
   it('kills the binary on abort and cleans up its temp dir', async () => {
@@ -229,7 +221,7 @@ describe('WhisperCppTranscriber (fake binary)', () => {
     // The fake writes its argv file first thing; seeing it means the process is up.
     await waitFor(() => readFile(`${model}.argv`, 'utf8'), { what: 'the fake to start' });
     controller.abort();
-    expect((await failure(run)).code).toBe('aborted');
+    expect((await mediaFailure(run)).code).toBe('aborted');
     expect((await readdir(dir)).filter((f) => f.startsWith('floodgate-whisper-'))).toEqual([]);
   });
 });
