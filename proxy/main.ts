@@ -236,7 +236,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
           adminKey: limits.key.type === 'header' ? (id: string) => 'h:' + id : (id: string) => 'ip:' + id,
           shadow: limits.shadow,
           policyHeader: rateLimitPolicy(limits.windows),
-          windowNames: limits.windows.map((w) => w.name),
         },
       };
       routes.set(r.name, rt);

@@ -21,7 +21,6 @@ export interface RouteLimits {
   readonly adminKey: (id: string) => string;
   readonly shadow: boolean;
   readonly policyHeader: string;
-  readonly windowNames: readonly string[];
 }
 
 export interface RouteRuntime {
