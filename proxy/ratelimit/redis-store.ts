@@ -1,16 +1,22 @@
 // The shared RateLimitStore: counters in Redis, so every proxy sees the same counts.
 //
-// One request costs ONE round trip for all of its windows: one EVALSHA of lua/<algorithm>.lua, which
-// checks every window and counts the request in all of them or in none, atomically (a script runs alone).
-// The script reads the server's TIME, so proxies with skewed clocks agree on the windows.
+// A request costs ONE round trip for all of its windows, and usually less: the decisions a proxy takes
+// in one turn of the event loop (every request parsed from the sockets that were readable) go to Redis
+// together, as one EVALSHA of lua/<algorithm>.lua per window set, which decides them in order. Each
+// decision checks every window and counts the request in all of them or in none, atomically (a script
+// runs alone). One call instead of dozens is what makes a shared limit cheap: it spares the client's
+// per-command work and Redis's per-call overhead (bench/README.md has the figures). The script reads
+// the server's TIME, so proxies with skewed clocks agree on the windows.
 //
 // Key layout (the identity `key` is already hashed by the limiter; raw ids never reach Redis):
-//   sliding-log      <prefix>{<key>}:l:<window name>   ZSET, score = epoch ms of a counted hit,
-//                                                       PEXPIRE = the window's length
-//   sliding-counter  <prefix>{<key>}:c                 HASH, 3 integer fields per window (see the script),
-//                                                       PEXPIRE = until the longest window has rolled twice
-// The `{<key>}` hash tag puts all of an identity's keys in one Cluster slot, which a multi-key script
-// needs. (A `}` inside the key just shortens the tag; the keys still share it.)
+//   sliding-log      <prefix>{<key>}:log               ZSET, score = epoch ms of a counted hit, the hits
+//                                                       of the longest window (shorter ones count its tail),
+//                                                       PEXPIRE = the longest window's length
+//   sliding-counter  <prefix>{<key>}:s                 STRING, 3 integers per window (see the script),
+//                                                       PX = until the longest window has rolled twice
+// The `{<key>}` hash tag keeps an identity's keys in one Cluster slot. On a Cluster, different identities
+// live in different slots, which one script cannot span, so each decision is a call of its own there.
+// (A `}` inside the key just shortens the tag; the keys still share it.)
 //
 // sliding-counter error bound: the estimate prev·(W - e)/W + cur assumes the previous fixed window's hits
 // were spread evenly. It differs from the exact sliding count by less than the previous window's count
@@ -18,7 +24,8 @@
 // worst case needs a whole window's hits bunched at its very end. Under evenly spread traffic it admits
 // exactly `limit` per W. Concurrent hits are still counted exactly: the script is atomic.
 //
-// Errors (connection, timeout, script errors) propagate as rejections; the proxy applies on_error.
+// Errors (connection, timeout, script errors) reject every decision of the failed call; the proxy
+// applies on_error.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -59,13 +66,39 @@ interface Script {
 
 /** What a window set turns into on the wire, computed once per set (the limiter's array is frozen). */
 interface Prepared {
-  /** sliding-log key suffixes, one per window. */
-  readonly logSuffixes: readonly string[];
   /** ARGV after mode and now: W, limit per window. */
   readonly tail: readonly string[];
+  /** The batch still taking decisions, per algorithm and mode (see slot()). */
+  readonly open: (Batch | undefined)[];
 }
 
-const COUNTER_SUFFIX = ':c';
+/** Decisions that go to Redis in one call: same window set, algorithm and mode. */
+class Batch {
+  readonly keys: string[] = [];
+  size = 0;
+  resolve!: (reply: number[]) => void;
+  reject!: (err: unknown) => void;
+  readonly reply = new Promise<number[]>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+  constructor(
+    readonly prepared: Prepared,
+    readonly script: Script,
+    readonly mode: '0' | '1',
+    readonly now: string,
+  ) {}
+}
+
+// Not the ':c' and ':l:<window>' of earlier layouts (a hash; a ZSET per window): a GET on one of those
+// would fail, and old keys simply expire.
+const COUNTER_SUFFIX = ':s';
+const LOG_SUFFIX = ':log';
+/**
+ * Decisions per call at most. A script blocks Redis while it runs (a few µs per decision), so a burst
+ * is split rather than stalling every other client for milliseconds.
+ */
+const MAX_BATCH = 128;
 
 function loadScript(name: string): Script {
   // Read from the source tree, which compiled code (dist/) finds by walking up to package.json.
@@ -73,42 +106,44 @@ function loadScript(name: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
+/** Index into Prepared.open. */
+function slot(algorithm: Algorithm, mode: '0' | '1'): number {
+  return (algorithm === 'sliding-log' ? 0 : 2) + (mode === '1' ? 0 : 1);
+}
+
 export class RedisRateLimitStore implements RateLimitStore {
   private readonly redis: Redis | Cluster;
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly clock: Clock | null;
+  /** A Cluster cannot run one script over many identities' slots: one decision per call there. */
+  private readonly maxBatch: number;
   private readonly log = loadScript('sliding-log');
   private readonly counter = loadScript('sliding-counter');
   private readonly prepared = new WeakMap<readonly WindowSpec[], Prepared>();
-  /** Window names seen, so reset() can find an identity's sliding-log keys without SCAN. */
-  private readonly windowNames = new Set<string>();
+  /** Batches waiting for the end of this turn of the event loop. */
+  private readonly queued: Batch[] = [];
 
   constructor({ redis, prefix = '', timeoutMs = 0, clock }: RedisRateLimitStoreOptions) {
     this.redis = redis;
     this.prefix = prefix;
     this.timeoutMs = timeoutMs;
     this.clock = clock ?? null;
+    this.maxBatch = redis.isCluster ? 1 : MAX_BATCH;
   }
 
   hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
-    return this.run(key, windows, algorithm, '1');
+    return this.enqueue(key, windows, algorithm, '1');
   }
 
   peek(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
-    return this.run(key, windows, algorithm, '0');
+    return this.enqueue(key, windows, algorithm, '0');
   }
 
-  /**
-   * Deletes the identity's counter hash and its sliding-log ZSETs for every window name this store has
-   * seen, plus those of `windows` when given (a fresh process that has not served the key yet).
-   */
-  reset(key: string, windows?: readonly WindowSpec[]): Promise<void> {
-    if (windows !== undefined) this.prepare(windows);
+  /** Deletes the identity's counters, both algorithms' (a route may have changed algorithm). */
+  reset(key: string): Promise<void> {
     const base = this.prefix + '{' + key + '}';
-    const keys = [base + COUNTER_SUFFIX];
-    for (const name of this.windowNames) keys.push(base + ':l:' + name);
-    return this.bound(this.redis.unlink(...keys)).then(() => undefined);
+    return this.bound(this.redis.unlink(base + COUNTER_SUFFIX, base + LOG_SUFFIX)).then(() => undefined);
   }
 
   /** The client belongs to the caller, who closes it. */
@@ -116,44 +151,57 @@ export class RedisRateLimitStore implements RateLimitStore {
     return Promise.resolve();
   }
 
-  /** The Redis keys that hold `key`'s counters for this window set and algorithm (tests, tooling). */
-  keysFor(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): string[] {
-    const base = this.prefix + '{' + key + '}';
-    if (algorithm !== 'sliding-log') return [base + COUNTER_SUFFIX];
-    return this.prepare(windows).logSuffixes.map((s) => base + s);
+  /** The Redis key that holds `key`'s counters for this algorithm (tests, tooling). */
+  keyFor(key: string, algorithm: Algorithm): string {
+    return this.prefix + '{' + key + '}' + (algorithm === 'sliding-log' ? LOG_SUFFIX : COUNTER_SUFFIX);
   }
 
-  private run(
+  /** Adds the decision to the open batch of its kind, which is sent when this turn's work is done. */
+  private enqueue(
     key: string,
     windows: readonly WindowSpec[],
     algorithm: Algorithm,
-    mode: string,
+    mode: '0' | '1',
   ): Promise<Decision> {
     const p = this.prepare(windows);
-    const base = this.prefix + '{' + key + '}';
+    const s = slot(algorithm, mode);
     const now = this.clock === null ? '' : String(this.clock.now());
-    let script: Script;
-    let args: (string | number)[];
-    if (algorithm === 'sliding-log') {
-      script = this.log;
-      const n = windows.length;
-      args = [script.sha, n];
-      for (let j = 0; j < n; j++) args.push(base + p.logSuffixes[j]);
-    } else {
-      script = this.counter;
-      args = [script.sha, 1, base + COUNTER_SUFFIX];
+    let batch = p.open[s];
+    if (batch === undefined || batch.size >= this.maxBatch || batch.now !== now) {
+      batch = new Batch(p, algorithm === 'sliding-log' ? this.log : this.counter, mode, now);
+      p.open[s] = batch;
+      // setImmediate, not nextTick: it runs after every socket that was readable has been read, so
+      // one call carries the decisions of all the requests that arrived together.
+      if (this.queued.push(batch) === 1) setImmediate(this.flush);
     }
-    args.push(mode, now);
-    for (const a of p.tail) args.push(a);
-    const decide = (reply: unknown): Decision => toDecision(reply as number[], windows);
-    // One `then` with both handlers: the hot path costs one promise beyond the client's own.
-    const decision = this.redis.call('evalsha', args).then(decide, (err: unknown) => {
+    batch.keys.push(this.keyFor(key, algorithm));
+    const offset = 1 + batch.size * (1 + 3 * windows.length);
+    batch.size++;
+    return batch.reply.then((reply) => toDecision(reply, offset, windows));
+  }
+
+  private readonly flush = (): void => {
+    const batches = this.queued.splice(0);
+    for (const b of batches) {
+      const open = b.prepared.open;
+      const i = open.indexOf(b);
+      if (i !== -1) open[i] = undefined;
+      this.send(b);
+    }
+  };
+
+  private send(b: Batch): void {
+    const args: (string | number)[] = [b.script.sha, b.size];
+    for (const k of b.keys) args.push(k);
+    args.push(b.mode, b.now);
+    for (const a of b.prepared.tail) args.push(a);
+    const call = this.redis.call('evalsha', args).then(undefined, (err: unknown) => {
       // NOSCRIPT: a restarted or flushed server. EVAL once, which also caches the script again.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      args[0] = script.lua;
-      return this.redis.call('eval', args).then(decide);
+      args[0] = b.script.lua;
+      return this.redis.call('eval', args);
     });
-    return this.bound(decision);
+    this.bound(call).then((reply) => b.resolve(reply as number[]), b.reject);
   }
 
   private bound<T>(promise: Promise<T>): Promise<T> {
@@ -178,22 +226,20 @@ export class RedisRateLimitStore implements RateLimitStore {
     let p = this.prepared.get(windows);
     if (p === undefined) {
       const tail: string[] = [];
-      for (const w of windows) {
-        tail.push(String(w.windowMs), String(w.limit));
-        this.windowNames.add(w.name);
-      }
-      p = { logSuffixes: windows.map((w) => ':l:' + w.name), tail };
+      for (const w of windows) tail.push(String(w.windowMs), String(w.limit));
+      p = { tail, open: [] };
       this.prepared.set(windows, p);
     }
     return p;
   }
 }
 
-function toDecision(reply: number[], windows: readonly WindowSpec[]): Decision {
+/** Decision d of a batch's reply, whose windows start at `offset` (after `now` and its `allowed`). */
+function toDecision(reply: number[], offset: number, windows: readonly WindowSpec[]): Decision {
   const states = new Array<WindowState>(windows.length);
   for (let j = 0; j < windows.length; j++) {
     const w = windows[j]!;
-    const o = 2 + j * 3;
+    const o = offset + 1 + j * 3;
     states[j] = {
       name: w.name,
       limit: w.limit,
@@ -203,5 +249,5 @@ function toDecision(reply: number[], windows: readonly WindowSpec[]): Decision {
       retryAfterMs: reply[o + 2]!,
     };
   }
-  return { allowed: reply[0] === 1, windows: states, now: reply[1]! };
+  return { allowed: reply[offset] === 1, windows: states, now: reply[0]! };
 }
