@@ -100,11 +100,11 @@ function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger:
     const store = new MemoryRateLimitStore({ clock });
     return { hash, store, degraded: () => false, ready: Promise.resolve(), close: () => store.close() };
   }
-  // FLOODGATE_REDIS_AUTOPIPELINING=0 turns ioredis auto-pipelining off (on by default; bench/ compares
+  // FLOODGATE_REDIS_AUTOPIPELINING=1 turns ioredis auto-pipelining on (off by default; bench/ compares
   // both). A process setting, not policy: it changes how commands share writes, never what is decided.
   const redis = connectRedis(s.url, {
     commandTimeoutMs: s.timeoutMs,
-    autoPipelining: process.env.FLOODGATE_REDIS_AUTOPIPELINING !== '0',
+    autoPipelining: process.env.FLOODGATE_REDIS_AUTOPIPELINING === '1',
     cluster: s.cluster,
   });
   const breaker = new CircuitBreaker({ name: 'rate-limit-store', clock, ...STORE_BREAKER });

@@ -10,7 +10,11 @@ import { Cluster, Redis } from 'ioredis';
 export interface RedisClientOptions {
   /** Bound on one command; ioredis rejects it after this. */
   readonly commandTimeoutMs: number;
-  /** Batch commands issued in the same tick into one write (see bench/: the default; not for a cluster). */
+  /**
+   * ioredis auto-pipelining: commands issued in the same tick share one write. Off by default: the
+   * store already sends a turn's decisions as one call, and on top of that the pipeline only adds work
+   * and latency (bench/README.md). Never on a cluster.
+   */
   readonly autoPipelining?: boolean;
   /** `url` is a seed node of a Redis Cluster. */
   readonly cluster?: boolean;
@@ -34,7 +38,7 @@ export function connectRedis(url: string, o: RedisClientOptions): RedisClient {
         commandTimeout: o.commandTimeoutMs,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
-        enableAutoPipelining: o.autoPipelining ?? true,
+        enableAutoPipelining: o.autoPipelining ?? false,
         retryStrategy,
         lazyConnect: false,
       });
