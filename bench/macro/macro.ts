@@ -4,7 +4,7 @@
 // bench/results/macro.json (macro-<scenario>.json for --scenario, macro-only.json for --only).
 //
 //   npx tsx bench/macro/macro.ts [--quick] [--scenario direct|proxy|memory|redis|breaker|reject|nginx]
-//                                [--only id,id] [--rounds N] [--duration S] [--profile] [--no-build]
+//                                [--only id,id] [--rounds N] [--rate-rounds N] [--duration S] [--profile] [--no-build]
 //
 // --profile runs each floodgate with --cpu-prof and prints where its CPU went (bench/results/profiles/).
 // Env: REDIS_URL (redis://127.0.0.1:6379), NGINX (path to nginx), LOG_LEVEL (the proxies'), and
@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { projectPath } from '../../proxy/core/paths.js';
 import { fixed, int, machine, median, pct, signedMs, table, writeResult } from '../lib/report.js';
-import type { LoadJob, LoadResult } from './load.js';
+import { type LoadJob, type LoadResult, quantile } from './load.js';
 import {
   coreBusy,
   coreTimes,
@@ -64,6 +64,7 @@ const { values: argv } = parseArgs({
     scenario: { type: 'string' },
     only: { type: 'string' },
     rounds: { type: 'string' },
+    'rate-rounds': { type: 'string' },
     duration: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
@@ -86,7 +87,7 @@ const SETTINGS = {
      * stays well below saturation, as the target intends (see the closing note in bench/README.md).
      */
     connections: 2,
-    rounds: QUICK ? 1 : 3,
+    rounds: Number(argv['rate-rounds'] ?? (QUICK ? 1 : 3)),
     durationS: QUICK ? 1 : 2,
   },
   /** Cores: the system under test alone on one, the load generator and the upstream on the other. */
@@ -112,6 +113,8 @@ interface Sample {
   readonly coreBusy: number[];
   /** Redis server CPU µs per response (whole server, so other clients count too). */
   readonly redisUsPerReq: number | null;
+  /** Responses per script call: how many decisions the store sent to Redis in one call. */
+  readonly perCall: number | null;
   readonly statuses: Record<string, number>;
   readonly errors: number;
   readonly timeouts: number;
@@ -155,10 +158,42 @@ async function redisReachable(): Promise<Redis | null> {
   }
 }
 
-async function redisCpuSeconds(r: Redis): Promise<number> {
-  const info = await r.info('cpu');
-  const get = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
-  return get('used_cpu_user') + get('used_cpu_sys');
+/** The Redis server's CPU seconds so far, and the script calls it has run (EVALSHA and EVAL). */
+async function redisStats(r: Redis): Promise<{ cpu: number; scripts: number }> {
+  const info = await r.info('all');
+  const get = (re: string) => Number(new RegExp(re, 'm').exec(info)?.[1] ?? 0);
+  return {
+    cpu: get('^used_cpu_user:([\\d.]+)') + get('^used_cpu_sys:([\\d.]+)'),
+    scripts: get('^cmdstat_evalsha:calls=(\\d+)') + get('^cmdstat_eval:calls=(\\d+)'),
+  };
+}
+
+/**
+ * Redis's own round trip at the fixed rate, from this process: PING over `connections` loops, each
+ * sending its share of every second back to back, then waiting (autocannon -R's pattern). Any decision
+ * that waits for Redis pays at least this, so it is the floor under the Redis scenarios' added latency.
+ */
+async function redisRoundTrip(
+  r: Redis,
+  o: { overallRate: number; connections: number; durationS: number },
+): Promise<{ p50: number; p99: number }> {
+  const ms: number[] = [];
+  const perLoop = Math.floor(o.overallRate / o.connections);
+  for (let second = 0; second < o.durationS; second++) {
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: o.connections }, async () => {
+        for (let i = 0; i < perLoop; i++) {
+          const t = performance.now();
+          await r.ping();
+          ms.push(performance.now() - t);
+        }
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1_000 - (performance.now() - started))));
+  }
+  const sorted = Float64Array.from(ms).sort();
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
 }
 
 async function deletePrefix(r: Redis): Promise<number> {
@@ -239,6 +274,7 @@ async function main(): Promise<void> {
     startLoadGenerator(core(SETTINGS.cores.load)),
   ]);
   const profileDir = projectPath('bench', 'results', 'profiles');
+  const spawnedAt = performance.now();
   const fg = (name: TargetId, store: 'memory' | 'redis', env?: Record<string, string>) =>
     startFloodgate({
       name,
@@ -264,8 +300,8 @@ async function main(): Promise<void> {
           ? await fg(id, 'memory')
           : id === 'fg-redis'
             ? await fg(id, 'redis')
-            : id === 'fg-redis-nopipe'
-              ? await fg(id, 'redis', { FLOODGATE_REDIS_AUTOPIPELINING: '0' })
+            : id === 'fg-redis-autopipe'
+              ? await fg(id, 'redis', { FLOODGATE_REDIS_AUTOPIPELINING: '1' })
               : await startNginx(nginxBin!, upstream.port, core(SETTINGS.cores.target));
       targets.set(id, t);
     }),
@@ -300,11 +336,7 @@ async function main(): Promise<void> {
     connections: rateOpts?.connections ?? SETTINGS.connections,
     durationS,
     ...(rateOpts ? { overallRate: rateOpts.overallRate } : {}),
-    ...(s.rotateKeys
-      ? { headerSets: keySets }
-      : s.fixedKey
-        ? { headerSets: [{ [KEY_HEADER]: s.fixedKey }] }
-        : {}),
+    headerSets: s.fixedKey ? keySets.map(() => ({ [KEY_HEADER]: s.fixedKey! })) : keySets,
   });
 
   async function measure(s: Scenario, job: Omit<LoadJob, 'id'>, gen: LoadGenerator): Promise<Sample> {
@@ -313,7 +345,7 @@ async function main(): Promise<void> {
     const harness = () =>
       (cpuSeconds(gen.child.pid) ?? Number.NaN) +
       (s.target === 'upstream' ? 0 : (cpuSeconds(upstream.child.pid) ?? Number.NaN));
-    const r0 = withRedis ? await redisCpuSeconds(redis!) : null;
+    const r0 = withRedis ? await redisStats(redis!) : null;
     const c0 = cpuSeconds(pid);
     const h0 = harness();
     const k0 = coreTimes();
@@ -321,7 +353,7 @@ async function main(): Promise<void> {
     const k1 = coreTimes();
     const c1 = cpuSeconds(pid);
     const h1 = harness();
-    const r1 = withRedis ? await redisCpuSeconds(redis!) : null;
+    const r1 = withRedis ? await redisStats(redis!) : null;
     const cpu = c0 !== null && c1 !== null ? c1 - c0 : Number.NaN;
     return {
       rps: res.rps,
@@ -333,7 +365,8 @@ async function main(): Promise<void> {
       cpuCoreShare: cpu / res.seconds,
       harnessCoreShare: (h1 - h0) / res.seconds,
       coreBusy: coreBusy(k0, k1),
-      redisUsPerReq: r0 !== null && r1 !== null ? ((r1 - r0) * 1e6) / res.responses : null,
+      redisUsPerReq: r0 !== null && r1 !== null ? ((r1.cpu - r0.cpu) * 1e6) / res.responses : null,
+      perCall: r0 !== null && r1 !== null ? res.responses / Math.max(1, r1.scripts - r0.scripts) : null,
       statuses: res.statuses,
       errors: res.errors,
       timeouts: res.timeouts,
@@ -342,6 +375,8 @@ async function main(): Promise<void> {
 
   // Warm-up (JIT, pools, connections), discarded; then the rounds, A B C … A B C ….
   for (const s of throughput) await load.run(jobFor(s, SETTINGS.warmupS));
+  // Profiles leave out what came before: start-up (module loading and compiling) and warm-up.
+  const profileSkipMs = performance.now() - spawnedAt;
   const samples = new Map<string, Sample[]>(throughput.map((s) => [s.id, []]));
   for (let round = 0; round < SETTINGS.rounds; round++) {
     const line: string[] = [];
@@ -358,6 +393,13 @@ async function main(): Promise<void> {
       rateSamples.get(s.id)!.push(await measure(s, jobFor(s, SETTINGS.rate.durationS, SETTINGS.rate), load));
   }
 
+  const redisRtt =
+    redis !== null && rate.some((s) => s.target.startsWith('fg-redis'))
+      ? await redisRoundTrip(redis, {
+          ...SETTINGS.rate,
+          durationS: SETTINGS.rate.rounds * SETTINGS.rate.durationS,
+        })
+      : null;
   console.log(`fixed-rate runs done (${elapsed()})`);
   // Store errors, from each Redis-backed proxy's own metrics.
   const storeErrors: Record<string, number> = {};
@@ -391,7 +433,10 @@ async function main(): Promise<void> {
     const { statuses, errors, timeouts } = sum(xs);
     const total = Object.values(statuses).reduce((a, b) => a + b, 0);
     const unexpected = total - (statuses[String(s.expect)] ?? 0);
-    const redisUs = xs.map((x) => x.redisUsPerReq).filter((x): x is number => x !== null);
+    const present = (v: (x: Sample) => number | null) => {
+      const vs = xs.map(v).filter((x): x is number => x !== null);
+      return vs.length > 0 ? median(vs) : null;
+    };
     return {
       id: s.id,
       label: s.label,
@@ -406,7 +451,8 @@ async function main(): Promise<void> {
       cpuCoreShare: median(xs.map((x) => x.cpuCoreShare)),
       harnessCoreShare: median(xs.map((x) => x.harnessCoreShare)),
       coreBusy: (xs[0]?.coreBusy ?? []).map((_, i) => median(xs.map((x) => x.coreBusy[i] ?? Number.NaN))),
-      redisUsPerReq: redisUs.length > 0 ? median(redisUs) : null,
+      redisUsPerReq: present((x) => x.redisUsPerReq),
+      perCall: present((x) => x.perCall),
       responses: total,
       statuses,
       errors,
@@ -477,6 +523,7 @@ async function main(): Promise<void> {
         'load+up core',
         'cores busy',
         'Redis µs/req',
+        'req/call',
         '',
       ],
       results.map((r) => [
@@ -491,15 +538,17 @@ async function main(): Promise<void> {
         r.target === 'upstream' ? '' : pct(r.harnessCoreShare),
         r.coreBusy.map(pct).join(' '),
         r.redisUsPerReq === null ? '' : fixed(r.redisUsPerReq, 1),
+        r.perCall === null ? '' : fixed(r.perCall, 1),
         flag(r),
       ]),
-      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
     ),
   );
   console.log(
     '\nSUT = the system under test (floodgate, nginx; the upstream itself for direct), SUT µs/req its CPU time per response, SUT core\n' +
       'its share of one core; load+up = the load generator and upstream, which share the other core; cores busy = each core\n' +
-      'over the run, whoever used it. A SUT well below 100% with its core busy was short of CPU; with a core idle, it waited.',
+      'over the run, whoever used it. A SUT well below 100% with its core busy was short of CPU; with a core idle, it waited.\n' +
+      "Redis µs/req = the Redis server's CPU per response; req/call = responses per script call (decisions batched per call).",
   );
   if (ratios.length > 0) {
     console.log(
@@ -539,6 +588,11 @@ async function main(): Promise<void> {
         ]),
       ),
     );
+    if (redisRtt)
+      console.log(
+        `\nRedis's own round trip at the same rate (PING from the benchmark process): p50 ${fixed(redisRtt.p50)} ms, ` +
+          `p99 ${fixed(redisRtt.p99)} ms.\nA Redis-limited request waits for one such round trip, so its added p99 cannot be much below this.`,
+      );
   }
   for (const x of skipped) console.log(`SKIPPED ${x.id}: ${x.reason}`);
   for (const [id, n] of Object.entries(storeErrors))
@@ -551,11 +605,12 @@ async function main(): Promise<void> {
   if (argv.profile) {
     profiles = {};
     for (const f of readdirSync(profileDir).filter((f) => f.endsWith(`-${RUN_ID}.cpuprofile`))) {
-      const summary = summarizeProfile(JSON.parse(readFileSync(`${profileDir}/${f}`, 'utf8')), 30);
+      const profile = JSON.parse(readFileSync(`${profileDir}/${f}`, 'utf8'));
+      const summary = summarizeProfile(profile, 30, profileSkipMs);
       const out = `${profileDir}/${f.replace(/\.cpuprofile$/, '.txt')}`;
       writeFileSync(out, summary);
       profiles[f] = out;
-      console.log(`\nprofile ${f} (top self time, idle excluded)\n${summary}`);
+      console.log(`\nprofile ${f} (after warm-up; top self time, idle excluded)\n${summary}`);
     }
   }
 
@@ -576,6 +631,7 @@ async function main(): Promise<void> {
     scenarios: results,
     ratios,
     fixedRate: rateResults,
+    redisRoundTripMs: redisRtt,
     storeErrors,
     ...(profiles ? { profiles } : {}),
     workDir: process.env.BENCH_KEEP_TMP ? tempDir() : undefined,

@@ -2,7 +2,7 @@
 // most self time, then the share of busy time spent inside each file or package (inclusive). Idle time
 // is left out, so the shares describe the work done, whatever the load was.
 //
-//   npx tsx bench/macro/profile-summary.ts FILE.cpuprofile [N]
+//   npx tsx bench/macro/profile-summary.ts FILE.cpuprofile [N] [SKIP_MS]
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
@@ -35,14 +35,18 @@ function owner(url: string): string {
   return w || '(native)';
 }
 
-export function summarizeProfile(p: CpuProfile, top = 30): string {
+/** `skipMs`: leave out the profile's first milliseconds (start-up: loading and compiling modules). */
+export function summarizeProfile(p: CpuProfile, top = 30, skipMs = 0): string {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const timeOf = new Map<number, number>();
+  let elapsed = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const id = p.samples[i]!;
-    timeOf.set(id, (timeOf.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
+    const dt = p.timeDeltas[i] ?? 0;
+    elapsed += dt;
+    if (elapsed > skipMs * 1_000) timeOf.set(id, (timeOf.get(id) ?? 0) + dt);
   }
   let busy = 0;
   const self = new Map<string, number>();
@@ -76,10 +80,14 @@ export function summarizeProfile(p: CpuProfile, top = 30): string {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const file = process.argv[2];
   if (!file) {
-    console.error('usage: npx tsx bench/macro/profile-summary.ts FILE.cpuprofile [N]');
+    console.error('usage: npx tsx bench/macro/profile-summary.ts FILE.cpuprofile [N] [SKIP_MS]');
     process.exit(2);
   }
   process.stdout.write(
-    summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, Number(process.argv[3] ?? 30)),
+    summarizeProfile(
+      JSON.parse(readFileSync(file, 'utf8')) as CpuProfile,
+      Number(process.argv[3] ?? 30),
+      Number(process.argv[4] ?? 0),
+    ),
   );
 }
