@@ -194,7 +194,8 @@ async function memoryPerIdentity(redis: Redis, algorithm: Algorithm): Promise<Me
         key,
         type,
         encoding: String(await redis.object('ENCODING', key)),
-        entries: type === 'zset' ? await redis.zcard(key) : await redis.hlen(key),
+        // A log's hits, or the counter string's integers (3 per window).
+        entries: type === 'zset' ? await redis.zcard(key) : String(await redis.get(key)).split(' ').length,
         bytes: Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')),
       });
     }
