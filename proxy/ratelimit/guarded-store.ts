@@ -39,8 +39,8 @@ export class GuardedStore implements RateLimitStore {
     return this.call(key, windows, algorithm, true);
   }
 
-  async reset(key: string, windows?: readonly WindowSpec[]): Promise<void> {
-    await Promise.all([this.o.primary.reset(key, windows), this.o.fallback?.reset(key, windows)]);
+  async reset(key: string): Promise<void> {
+    await Promise.all([this.o.primary.reset(key), this.o.fallback?.reset(key)]);
   }
 
   async close(): Promise<void> {

@@ -85,7 +85,7 @@ export class RateLimiter {
   }
 
   reset(id: string): Promise<void> {
-    return this.store.reset(this.keyFor(id), this.windows);
+    return this.store.reset(this.keyFor(id));
   }
 
   /**

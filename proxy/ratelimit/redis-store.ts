@@ -72,10 +72,9 @@ interface Prepared {
   readonly open: (Batch | undefined)[];
 }
 
-/** Decisions that go to Redis in one call: same window set, algorithm and mode. */
+/** Decisions that go to Redis in one call: same window set, algorithm and mode; one key each. */
 class Batch {
   readonly keys: string[] = [];
-  size = 0;
   resolve!: (reply: number[]) => void;
   reject!: (err: unknown) => void;
   readonly reply = new Promise<number[]>((resolve, reject) => {
@@ -84,6 +83,8 @@ class Batch {
   });
   constructor(
     readonly prepared: Prepared,
+    /** Its place in prepared.open while it takes decisions. */
+    readonly slot: number,
     readonly script: Script,
     readonly mode: '0' | '1',
     readonly now: string,
@@ -167,31 +168,28 @@ export class RedisRateLimitStore implements RateLimitStore {
     const s = slot(algorithm, mode);
     const now = this.clock === null ? '' : String(this.clock.now());
     let batch = p.open[s];
-    if (batch === undefined || batch.size >= this.maxBatch || batch.now !== now) {
-      batch = new Batch(p, algorithm === 'sliding-log' ? this.log : this.counter, mode, now);
+    if (batch === undefined || batch.keys.length >= this.maxBatch || batch.now !== now) {
+      batch = new Batch(p, s, algorithm === 'sliding-log' ? this.log : this.counter, mode, now);
       p.open[s] = batch;
       // setImmediate, not nextTick: it runs after every socket that was readable has been read, so
       // one call carries the decisions of all the requests that arrived together.
       if (this.queued.push(batch) === 1) setImmediate(this.flush);
     }
+    const offset = 1 + batch.keys.length * (1 + 3 * windows.length);
     batch.keys.push(this.keyFor(key, algorithm));
-    const offset = 1 + batch.size * (1 + 3 * windows.length);
-    batch.size++;
     return batch.reply.then((reply) => toDecision(reply, offset, windows));
   }
 
   private readonly flush = (): void => {
     const batches = this.queued.splice(0);
     for (const b of batches) {
-      const open = b.prepared.open;
-      const i = open.indexOf(b);
-      if (i !== -1) open[i] = undefined;
+      if (b.prepared.open[b.slot] === b) b.prepared.open[b.slot] = undefined;
       this.send(b);
     }
   };
 
   private send(b: Batch): void {
-    const args: (string | number)[] = [b.script.sha, b.size];
+    const args: (string | number)[] = [b.script.sha, b.keys.length];
     for (const k of b.keys) args.push(k);
     args.push(b.mode, b.now);
     for (const a of b.prepared.tail) args.push(a);

@@ -46,10 +46,7 @@ export interface RateLimitStore {
    * current counts (remaining, resetAt, retryAfterMs as they stand, with no request added).
    */
   peek(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision>;
-  /**
-   * Forgets every counter of `key`. `windows` (optional) names the windows it may have been used with,
-   * for stores that keep a key per window (Redis sliding-log).
-   */
-  reset(key: string, windows?: readonly WindowSpec[]): Promise<void>;
+  /** Forgets every counter of `key`. */
+  reset(key: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -238,7 +238,7 @@ describe('RedisRateLimitStore', () => {
       }
     });
 
-    it('a failed call rejects every decision of its batch, and the next batch works', async () => {
+    it('a failed call (fault injected with a spy) rejects every decision of its batch, and the next batch works', async () => {
       const store = new RedisRateLimitStore({ redis, prefix: prefix('batch-fail') });
       const l = new RateLimiter({ store, windows: WINDOWS, algorithm: 'sliding-counter' });
       const spy = vi.spyOn(redis, 'call').mockImplementationOnce(() => Promise.reject(new Error('injected')));
