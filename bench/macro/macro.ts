@@ -171,7 +171,7 @@ async function redisStats(r: Redis): Promise<{ cpu: number; scripts: number }> {
 /**
  * Redis's own round trip at the fixed rate, from this process: PING over `connections` loops, each
  * sending its share of every second back to back, then waiting (autocannon -R's pattern). Any decision
- * that waits for Redis pays at least this, so it is the floor under the Redis scenarios' added latency.
+ * that waits for Redis pays one such round trip, latency the proxy does not control.
  */
 async function redisRoundTrip(
   r: Redis,
@@ -591,7 +591,7 @@ async function main(): Promise<void> {
     if (redisRtt)
       console.log(
         `\nRedis's own round trip at the same rate (PING from the benchmark process): p50 ${fixed(redisRtt.p50)} ms, ` +
-          `p99 ${fixed(redisRtt.p99)} ms.\nA Redis-limited request waits for one such round trip, so its added p99 cannot be much below this.`,
+          `p99 ${fixed(redisRtt.p99)} ms.\nEvery Redis-limited request waits for one such round trip: latency the proxy does not control.`,
       );
   }
   for (const x of skipped) console.log(`SKIPPED ${x.id}: ${x.reason}`);
