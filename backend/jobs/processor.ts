@@ -22,6 +22,9 @@ export interface JobHandlerOptions {
   now?: () => number;
 }
 
+/** The public message of a job the engine failed; why is in the log. */
+export const ENGINE_FAILED_MESSAGE = 'the transcription engine failed; the server logged why';
+
 /** A job never waits less than this for an open breaker, so a flapping engine is not hammered. */
 const MIN_BREAKER_WAIT_MS = 1_000;
 
@@ -71,9 +74,9 @@ export function createJobHandler(o: JobHandlerOptions): JobHandler {
         log.warn({ retry_in_ms: at - now() }, 'engine breaker open; job waits');
         return { kind: 'retry_at', at };
       }
-      const message = error instanceof Error ? error.message : String(error);
       if (context.finalAttempt) {
-        await fail(id, { code: 'engine_failed', message });
+        // The engine's own message names server paths; the client learns only what kind of failure.
+        await fail(id, { code: 'engine_failed', message: ENGINE_FAILED_MESSAGE });
         log.error({ err: error }, 'job failed: engine error, no attempts left');
       } else {
         await o.store.update(id, { state: 'queued' });

@@ -8,6 +8,7 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { codeOf, JobError } from '../errors.js';
+import { isMediaError } from '../media/errors.js';
 import { offsetTranscript } from '../media/segment-plan.js';
 import type { BackendMetrics } from '../metrics.js';
 import type { DataPaths } from '../paths.js';
@@ -251,14 +252,20 @@ export class JobRunner {
     if (!(await this.o.store.update(id, update))) throw new JobStopped('cancelled');
   }
 
-  /** An input the media layer cannot read is the client's problem: invalid_audio, never retried. */
+  /**
+   * An input the media layer cannot read is the client's problem: invalid_audio, never retried.
+   * The message goes to the client, so it holds the media layer's own invalid_audio wording at
+   * most: a tool's output names server paths, and whether a file a playlist named exists. That
+   * goes to the log.
+   */
   private asInputError(a: Attempt, error: unknown, what: string): unknown {
     if (a.signal.aborted) return a.signal.reason;
     const code = codeOf(error);
     // ffmpeg missing, or too slow, is the server's problem, not the input's: retry later.
     if (code !== undefined && SERVER_FAULTS.has(code)) return error;
-    const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    return new JobError('invalid_audio', `${what}: ${detail}`, { cause: error });
+    a.log.info({ err: error }, `input refused: ${what}`);
+    const reason = isMediaError(error, 'invalid_audio') ? error.message : 'not decodable audio';
+    return new JobError('invalid_audio', `${what}: ${reason}`, { cause: error });
   }
 }
 

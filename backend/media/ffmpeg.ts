@@ -4,7 +4,12 @@
 // fluent-ffmpeg never involves a shell: it resolves the binary with `which` (or FFMPEG_PATH /
 // FFPROBE_PATH) and calls child_process.spawn(path, argsArray) — lib/processor.js and
 // lib/ffprobe.js in 2.1.3 — so file names reach ffmpeg verbatim, whatever they contain.
+//
+// Every file reaches ffmpeg and ffprobe through `restrictedInput()`, which confines the read to that file.
+// Invalid_audio messages are shown to clients as they are, so they are our own words: what the
+// tool said (paths included) stays in stderrTail, for logs.
 import { rename, rm, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import ffmpeg from 'fluent-ffmpeg';
 import { isMediaError, MediaError } from './errors.js';
 import { TailBuffer } from './process.js';
@@ -20,7 +25,53 @@ export const SAMPLE_RATE = 16_000;
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 const STDERR_TAIL_BYTES = 4096;
 // No banner and no progress lines: stderr then holds only what explains a failure (or is parsed).
-const QUIET_INPUT = ['-hide_banner', '-nostats'];
+const QUIET = ['-hide_banner', '-nostats'];
+
+/**
+ * The demuxers an input may be read with: containers of audio (or video with audio) that hold
+ * their media themselves. Left out on purpose are those that open further files named inside the
+ * input — hls (an .m3u8 playlist), concat/ffconcat lists, image2 sequences, dash, and the like —
+ * since an upload would make ffmpeg read server-local files for it. mov follows external
+ * references only with enable_drefs, which is off by default and stays off.
+ */
+export const ALLOWED_DEMUXERS = [
+  'aac',
+  'aiff',
+  'amr',
+  'asf',
+  'au',
+  'avi',
+  'caf',
+  'flac',
+  'matroska',
+  'mov',
+  'mp3',
+  'mpeg',
+  'mpegts',
+  'ogg',
+  'w64',
+  'wav',
+  'wv',
+] as const;
+
+/**
+ * The one way a file is handed to ffmpeg or ffprobe: by an absolute `file:` URL, so no name is
+ * mistaken for another protocol, read through the file protocol alone (no http, pipe, data, or
+ * subfile), by an allowed demuxer alone. The lists are enforced by ffmpeg itself, for the input
+ * and for anything a demuxer would open on its behalf.
+ */
+function restrictedInput(file: string): { url: string; options: string[] } {
+  return {
+    url: `file:${resolve(file)}`,
+    options: ['-protocol_whitelist', 'file', '-format_whitelist', ALLOWED_DEMUXERS.join(',')],
+  };
+}
+
+/** A fluent-ffmpeg command reading `file` under the restrictedInput() rules. */
+function ffmpegReading(file: string, extraInputOptions: string[] = []): ffmpeg.FfmpegCommand {
+  const { url, options } = restrictedInput(file);
+  return ffmpeg(url).inputOptions([...QUIET, ...options, ...extraInputOptions]);
+}
 
 /**
  * Converts any audio (or video with audio) ffmpeg decodes into 16 kHz mono s16 PCM WAV, the input
@@ -29,14 +80,13 @@ const QUIET_INPUT = ['-hide_banner', '-nostats'];
  * that a resumed job would trust. With `maxDurationSec`, decoding stops a second past it.
  */
 export async function normalize(
-  input: string,
+  source: string,
   outWav: string,
   options: FfmpegRunOptions & { maxDurationSec?: number } = {},
 ): Promise<void> {
   // Past the limit, one more second is enough to tell that the input is too long.
   const cap = options.maxDurationSec === undefined ? [] : ['-t', String(options.maxDurationSec + 1)];
-  const command = ffmpeg(input)
-    .inputOptions(QUIET_INPUT)
+  const command = ffmpegReading(source)
     .noVideo()
     // The first audio stream only (cover art is a stream too); tags dropped, as nothing reads them.
     .outputOptions(['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn', ...cap]);
@@ -46,12 +96,12 @@ export async function normalize(
     if (!isMediaError(err, 'process_failed')) throw err;
     // ffmpeg's exit code cannot tell bad input from, say, a full disk; asking ffprobe about the
     // input can. If it finds no decodable audio, the input is to blame.
-    const verdict = await probeDuration(input).then(
+    const verdict = await probeDuration(source).then(
       () => null,
       (probeError: unknown) => probeError,
     );
     if (isMediaError(verdict, 'invalid_audio')) {
-      throw new MediaError('invalid_audio', `not decodable audio: ${lastLine(err.stderrTail)}`, {
+      throw new MediaError('invalid_audio', 'not decodable audio', {
         command: 'ffmpeg',
         stderrTail: err.stderrTail,
         cause: err,
@@ -89,10 +139,11 @@ export async function probeDuration(
   const { size } = await stat(file);
   if (size === 0) throw new MediaError('invalid_audio', 'empty file');
 
+  const { url, options } = restrictedInput(file);
   const data = await new Promise<ffmpeg.FfprobeData>((resolve, reject) => {
     let settled = false;
     // fluent-ffmpeg may call back twice (its 'error' and 'exit' paths); the first answer wins.
-    ffmpeg.ffprobe(file, ['-v', 'error'], (err: unknown, result) => {
+    ffmpeg.ffprobe(url, [...options, '-v', 'error'], (err: unknown, result) => {
       if (settled) return;
       settled = true;
       if (err) {
@@ -101,7 +152,7 @@ export async function probeDuration(
         reject(
           new MediaError(
             cannotStart ? 'engine_unavailable' : 'invalid_audio',
-            cannotStart ? 'ffprobe not found' : `not decodable audio: ${lastLine(message)}`,
+            cannotStart ? 'ffprobe not found' : 'not decodable audio',
             { command: 'ffprobe', stderrTail: message.slice(-STDERR_TAIL_BYTES), cause: err },
           ),
         );
@@ -145,8 +196,7 @@ export interface SilenceOptions extends FfmpegRunOptions {
 export async function detectSilences(wav: string, options: SilenceOptions = {}): Promise<Silence[]> {
   const { noiseDb = -35, minSilenceSec = 0.3, durationSec } = options;
   const lines: string[] = [];
-  const command = ffmpeg(wav)
-    .inputOptions(QUIET_INPUT)
+  const command = ffmpegReading(wav)
     .audioFilters(`silencedetect=noise=${noiseDb}dB:d=${minSilenceSec}`)
     .format('null')
     .output('-');
@@ -199,8 +249,7 @@ export async function cutSegment(
     throw new MediaError('invalid_argument', `bad segment bounds ${startSec}..${endSec}`);
   }
   // Input seeking while re-encoding PCM (a no-op conversion) is sample-accurate; stream copy is not.
-  const command = ffmpeg(wav)
-    .inputOptions([...QUIET_INPUT, '-ss', startSec.toFixed(3)])
+  const command = ffmpegReading(wav, ['-ss', startSec.toFixed(3)])
     .duration(Number((endSec - startSec).toFixed(3)))
     .outputOptions(['-map_metadata', '-1']);
   await writeWav(command, outWav, options);
@@ -289,9 +338,4 @@ function runFfmpeg(
 function throwIfAborted(signal: AbortSignal | undefined, command: string): void {
   if (signal?.aborted)
     throw new MediaError('aborted', `${command} aborted`, { command, cause: signal.reason });
-}
-
-function lastLine(text: string | undefined): string {
-  const lines = (text ?? '').trimEnd().split(/\r?\n/);
-  return lines[lines.length - 1] ?? '';
 }

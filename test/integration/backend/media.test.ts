@@ -253,6 +253,51 @@ describe('invalid audio', () => {
   });
 });
 
+describe('uploads that name other files', () => {
+  // A playlist or a concat list is a few bytes of text that would make ffmpeg read the files it
+  // names. Whatever the target, and whether it exists, the answer is the same invalid_audio, and
+  // its message names no path.
+  const hls = (target: string) =>
+    `#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:7,\nfile://${target}\n#EXT-X-ENDLIST\n`;
+
+  async function expectRefused(name: string, text: string, ...hidden: string[]): Promise<void> {
+    const upload = join(dir, name);
+    await writeFile(upload, text);
+    const out = join(dir, `${name}.normalized.wav`);
+    for (const err of [
+      await mediaFailure(probeDuration(upload)),
+      await mediaFailure(normalize(upload, out)),
+    ]) {
+      expect(err.code, name).toBe('invalid_audio');
+      for (const path of [...hidden, dir]) expect(err.message, name).not.toContain(path);
+    }
+    await expect(stat(out)).rejects.toThrow();
+  }
+
+  it('refuses an HLS playlist naming a local file, existing or not', async () => {
+    // MPEG-TS, a segment type HLS accepts: without the restriction this playlist decodes to 7 s.
+    const local = await tonePattern(join(dir, 'local-secret.ts'), { totalSec: 7 });
+    const missing = join(dir, 'no-such-file.ts');
+    await expectRefused('playlist-local.m3u8', hls(local), local);
+    await expectRefused('playlist-missing.m3u8', hls(missing), missing);
+  });
+
+  it('refuses an ffconcat list naming a file beside it', async () => {
+    // Relative names pass the concat demuxer's own `safe` check, so this one would be read.
+    await tonePattern(join(dir, 'sibling.wav'), { totalSec: 4 });
+    await expectRefused('list.ffconcat', 'ffconcat version 1.0\nfile sibling.wav\n', 'sibling.wav');
+  });
+
+  it('still reads the common containers', async () => {
+    for (const ext of ['wav', 'mp3', 'ogg', 'flac', 'm4a', 'webm']) {
+      const source = await tonePattern(join(dir, `container.${ext}`), { totalSec: 2 });
+      const out = join(dir, `container-${ext}-16k.wav`);
+      await normalize(source, out);
+      expect(await probeDuration(out), ext).toBeGreaterThan(1.9);
+    }
+  });
+});
+
 describe('file names', () => {
   it('reach ffmpeg and whisper.cpp verbatim, whatever a shell would make of them', async () => {
     const odd = join(dir, `it's a "test" $(touch pwned) ; & * \`x\`.wav`);
