@@ -4,7 +4,8 @@
 // fails its job at validate with invalid_audio (/status failed, /result 422). Job ids with `../` are 404.
 // Nothing is written outside DATA_DIR: the sandbox around it (holding the backend's TMPDIR too) is
 // listed before and after, and file names planted in the requests are looked for everywhere nearby.
-// An over-long upload must not cost more than MAX_DURATION of decoded audio on disk.
+// An over-long upload must not cost more than MAX_DURATION of decoded audio on disk. A playlist naming
+// server-local files fails alike whether they exist or not, and no answer names them.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -247,6 +248,53 @@ describe('fault 9: bad uploads', () => {
       `3 h of silence (${(upload / 1e6).toFixed(1)} MB MP3, MAX_DURATION ${MAX_DURATION_SEC / 60} min) → failed invalid_audio ` +
         `"${final.error?.message}", peak DATA_DIR ${(peak / 1e6).toFixed(0)} MB (bound ${(bound / 1e6).toFixed(0)} MB)`,
     );
+  });
+
+  it('refuses a playlist naming server-local files, and says nothing of them', async () => {
+    // MPEG-TS is a segment type HLS accepts: unrestricted, ffmpeg decodes the playlist to its 7 s.
+    const local = await tonePattern(join(files, 'local-secret.ts'), { totalSec: 7 });
+    const missing = join(files, 'no-such-file.ts');
+    const seen: { message: string; ms: number; bytes: number }[] = [];
+    for (const target of [local, missing]) {
+      const playlist = `#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:7,\nfile://${target}\n#EXT-X-ENDLIST\n`;
+      const started = performance.now();
+      const r = await post(form('file', playlist, 'audio/mpeg', 'local.m3u8'));
+      expect(r.status).toBe(202);
+      const id = r.body.job_id as string;
+      const final = await waitFor(
+        async () => {
+          const s = await status(url(), id);
+          return s.state === 'failed' || s.state === 'completed' ? s : null;
+        },
+        { timeoutMs: 120_000, intervalMs: 50, what: `playlist job ${id} to end` },
+      );
+      const ms = performance.now() - started;
+      expect(final, target).toMatchObject({ state: 'failed', attempts: 1, error: { code: 'invalid_audio' } });
+      const res = await fetch(`${url()}/result/${id}`);
+      const body = await res.text();
+      expect(res.status).toBe(422);
+      expect(JSON.parse(body)).toMatchObject({ code: 'invalid_audio' });
+      // Neither the target, nor where it lies, nor where uploads are kept; and both answers alike.
+      for (const text of [JSON.stringify(final.error), body]) {
+        for (const path of [target, files, dataDir, 'no such file', 'No such file']) {
+          expect(text, target).not.toContain(path);
+        }
+      }
+      // The reason is in the log, for whoever runs the server.
+      const logged = backend.lines.find((l) => l.job_id === id && String(l.msg).startsWith('input refused'));
+      expect(JSON.stringify(logged)).toContain('not on whitelist');
+      seen.push({ message: final.error?.message ?? '', ms: Math.round(ms), bytes: playlist.length });
+    }
+    const [existing, absent] = seen as [(typeof seen)[0], (typeof seen)[0]];
+    expect(absent.message).toBe(existing.message);
+    await recordFault({
+      fault:
+        '9 Bad uploads: a 90-byte HLS playlist naming a server-local file (existing, and missing) as audio/mpeg',
+      observed:
+        `both → 202, then failed invalid_audio after 1 attempt (${existing.ms} ms and ${absent.ms} ms), ` +
+        `/result 422; the same message for both: "${existing.message}"; ffmpeg's reason only in the log`,
+      lost: 'nothing: the local file is never decoded, and no answer holds a path or tells whether it exists',
+    });
   });
 
   it('answers 404 for job ids with ../, and a planted file name goes nowhere', async () => {
