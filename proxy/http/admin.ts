@@ -1,7 +1,10 @@
-// The admin listener of DESIGN §4. It only speaks HTTP: what it reports and does comes from
-// the AdminApi it is given, so the routes stay thin and the proxy's internals stay private.
+// The admin listener: health, metrics, the admin API and the dashboard. It only speaks HTTP: what
+// it reports and does comes from the AdminApi it is given, so the routes stay thin and the proxy's
+// internals stay private. Who may call what, and from where, is admin-auth.ts's rule; this file
+// applies it to every request before routing.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { adminAuthorized } from './admin-auth.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { adminCredential, crossOrigin, hostAllowed } from './admin-auth.js';
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; errors: string[] };
 
@@ -14,6 +17,8 @@ export interface LimitsView {
 export interface AdminApi {
   /** The bearer token /admin/* requires, or null when none is set. */
   token(): string | null;
+  /** Ages dashboard sessions (default: the system clock). */
+  clock?: Clock;
   breakers(): Record<string, unknown>;
   resetBreaker(name: string): boolean;
   /** null when the route is unknown; a view with no windows when the route has no limits. */
@@ -28,7 +33,8 @@ export interface AdminApi {
   events?(req: IncomingMessage, res: ServerResponse): void;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+/** An answer with a JSON body; every error the admin listener gives is one, `{"error": "…"}`. */
+export function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json',
@@ -38,35 +44,65 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function route(api: AdminApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://admin');
-  const path = url.pathname;
-  const method = req.method ?? 'GET';
+/** Probes and scrapes: read-only, secret-free, and open to whatever can reach the port. */
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
-  if (method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
-  if (method === 'GET' && path === '/readyz') {
+async function probe(api: AdminApi, path: string, res: ServerResponse): Promise<void> {
+  // HEAD gets the same status and headers; Node leaves the body out by itself.
+  if (path === '/healthz') return json(res, 200, { status: 'ok' });
+  if (path === '/readyz') {
     const r = api.readiness();
     return json(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not_ready', store: r.store });
   }
-  if (method === 'GET' && path === '/metrics') {
-    const m = await api.metrics();
-    res.writeHead(200, { 'content-type': m.contentType });
-    res.end(m.body);
-    return;
+  const m = await api.metrics();
+  res.writeHead(200, { 'content-type': m.contentType, 'content-length': Buffer.byteLength(m.body) });
+  res.end(m.body);
+}
+
+async function route(
+  api: AdminApi,
+  listenAddress: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  // A target no URL parser accepts (//[ for one) is the client's mistake: 400, not a 500.
+  const url = URL.canParse(req.url ?? '/', 'http://admin') ? new URL(req.url ?? '/', 'http://admin') : null;
+  if (!url) return json(res, 400, { error: 'Malformed request target' });
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  const safe = method === 'GET' || method === 'HEAD';
+
+  // Probes skip the Host check: Kubernetes and Prometheus address a pod by IP, which passes anyway,
+  // but a scraper may use a service name (floodgate:9090), and an HTTP/1.0 checker no Host at all;
+  // what a rebound page could read here, anyone who reaches the port can read.
+  if (safe && PROBES.has(path)) return probe(api, path, res);
+  if (!hostAllowed(req.headers.host, listenAddress)) {
+    return json(res, 421, {
+      error: 'Misdirected request: the Host header does not name this admin listener',
+    });
   }
   if (method === 'GET' && path === '/' && api.dashboard) return api.dashboard(req, res);
 
   if (path.startsWith('/admin/')) {
-    // The Bearer header, or the cookie the dashboard set (admin-auth.ts).
-    if (!adminAuthorized(req, api.token())) {
+    const credential = adminCredential(req, api.token(), (api.clock ?? systemClock).now());
+    if (!credential) {
       res.setHeader('www-authenticate', 'Bearer');
       return json(res, 401, { error: 'Unauthorized' });
+    }
+    if (!safe) {
+      const refused = crossOrigin(req, credential);
+      if (refused) return json(res, 403, { error: refused });
     }
     if (method === 'GET' && path === '/admin/breakers') return json(res, 200, api.breakers());
     if (method === 'GET' && path === '/admin/events' && api.events) return api.events(req, res);
     const reset = /^\/admin\/breakers\/([^/]+)\/reset$/.exec(path);
     if (method === 'POST' && reset) {
-      const name = decodeURIComponent(reset[1]!);
+      let name: string;
+      try {
+        name = decodeURIComponent(reset[1]!);
+      } catch {
+        return json(res, 400, { error: 'Malformed breaker name' });
+      }
       return api.resetBreaker(name)
         ? json(res, 200, { ok: true, name, state: 'CLOSED' })
         : json(res, 404, { error: 'Unknown breaker', name });
@@ -88,11 +124,15 @@ async function route(api: AdminApi, req: IncomingMessage, res: ServerResponse): 
 }
 
 export function createAdminServer(api: AdminApi, onError: (err: unknown) => void): Server {
-  return createServer((req, res) => {
-    route(api, req, res).catch((err: unknown) => {
+  const server = createServer((req, res) => {
+    // The address actually bound (a configured name is resolved by then) decides the Host rule.
+    const bound = server.address();
+    const listenAddress = typeof bound === 'object' && bound ? bound.address : '';
+    route(api, listenAddress, req, res).catch((err: unknown) => {
       onError(err);
       if (!res.headersSent) json(res, 500, { error: 'Internal error' });
       else res.destroy();
     });
   });
+  return server;
 }

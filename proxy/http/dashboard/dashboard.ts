@@ -1,13 +1,14 @@
-// The live dashboard on the admin port (DESIGN §4): GET / serves one static HTML page (inline CSS
-// and JS, no build step), and GET /admin/events streams snapshots to it as server-sent events: one
-// at connect, one per interval while anyone watches, and one right away when a breaker changes
-// state. One timer serves every viewer and runs only while there is one.
+// The live dashboard on the admin port: GET / serves one static HTML page (inline CSS and JS, no
+// build step), and GET /admin/events streams snapshots to it as server-sent events: one at connect,
+// one per interval while anyone watches, and one right away when a breaker changes state. One timer
+// serves every viewer and runs only while there is one.
 //
 // With admin.token set, GET / takes the token once as ?token=, answers with the session cookie and
 // a redirect to a clean URL (admin-auth.ts); the feed lives under /admin/*, which the admin server
 // guards with the same rule.
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Clock, systemClock } from '../../core/clock.js';
 import { projectPath } from '../../core/paths.js';
 import type { TransitionLog } from '../../observability/transition-log.js';
 import { bearerMatches, cookieMatches, sessionCookie, tokenMatches } from '../admin-auth.js';
@@ -21,6 +22,8 @@ export interface DashboardOptions {
   transitions?: TransitionLog;
   /** Between two pushed snapshots (default 1 s). */
   intervalMs?: number;
+  /** Issues and ages sessions (default: the system clock). */
+  clock?: Clock;
   onError?: (err: unknown) => void;
 }
 
@@ -64,10 +67,12 @@ export class Dashboard {
   private again = false;
   private closed = false;
   private readonly intervalMs: number;
+  private readonly clock: Clock;
   private readonly onTransition = (): void => this.broadcast();
 
   constructor(private readonly o: DashboardOptions) {
     this.intervalMs = o.intervalMs ?? 1_000;
+    this.clock = o.clock ?? systemClock;
     o.transitions?.on('transition', this.onTransition);
   }
 
@@ -79,14 +84,18 @@ export class Dashboard {
       if (given !== null) {
         if (tokenMatches(given, token)) {
           // 303 to a clean URL: the token leaves the address bar and the history.
-          res.writeHead(303, { location: '/', 'set-cookie': sessionCookie(token), ...SECURITY_HEADERS });
+          res.writeHead(303, {
+            location: '/',
+            'set-cookie': sessionCookie(token, this.clock.now()),
+            ...SECURITY_HEADERS,
+          });
           res.end();
         } else {
           html(res, 401, LOGIN_PAGE('That token is not the admin token.'));
         }
         return;
       }
-      if (!cookieMatches(req, token) && !bearerMatches(req, token)) {
+      if (!cookieMatches(req, token, this.clock.now()) && !bearerMatches(req, token)) {
         html(res, 401, LOGIN_PAGE('This dashboard needs the admin token.'));
         return;
       }

@@ -1,10 +1,13 @@
-// The dashboard's token rule (DESIGN §2, §4) and its live feed, over plain HTTP: with admin.token
-// set, GET / takes the token once as ?token= and answers with an HttpOnly, SameSite=Strict session
-// cookie and a redirect to a clean URL; /admin/* then accepts that cookie as well as the Bearer
-// header, and nothing else. Changing the token (a reload) invalidates the cookie. Without a token
-// the page and the feed are open. The feed is server-sent events, one JSON snapshot per message.
+// The dashboard's token rule and its live feed, over plain HTTP: with admin.token set, GET / takes
+// the token once as ?token= and answers with an HttpOnly, SameSite=Strict session cookie that lasts
+// 12 hours, and a redirect to a clean URL; /admin/* then accepts that cookie as well as the Bearer
+// header, and nothing else. A session ends when its 12 hours are up (by the proxy's clock, whatever
+// the browser keeps) or when the token changes (a reload). Without a token the page and the feed are
+// open. The feed is server-sent events, one JSON snapshot per message.
+import { createHmac } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../proxy/core/clock.js';
 import type { DashboardSnapshot } from '../../../proxy/http/dashboard/snapshot.js';
 import { startTestProxy, type TestProxy, writePolicy } from '../../helpers/proxy.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
@@ -68,7 +71,7 @@ describe('dashboard with admin.token set', () => {
     expect(wrong.headers['set-cookie']).toBeUndefined();
   });
 
-  it('takes ?token= once: an HttpOnly SameSite=Strict cookie and a redirect to a clean URL', async () => {
+  it('takes ?token= once: an HttpOnly SameSite=Strict 12-hour cookie and a redirect to a clean URL', async () => {
     const r = await get(`${p.admin}/?token=${TOKEN}`);
     expect(r.status).toBe(303);
     expect(r.headers.location).toBe('/');
@@ -77,6 +80,7 @@ describe('dashboard with admin.token set', () => {
     expect(set).toContain('HttpOnly');
     expect(set).toContain('SameSite=Strict');
     expect(set).toContain('Path=/');
+    expect(set).toContain('Max-Age=43200');
     // The cookie is derived from the token, not the token itself.
     expect(set).not.toContain(TOKEN);
     cookie = set.split(';')[0]!;
@@ -127,6 +131,41 @@ describe('dashboard with admin.token set', () => {
     expect(await p.proxy.reload()).toEqual({ ok: true, version: 2 });
     expect((await get(`${p.admin}/admin/breakers`, { cookie })).status).toBe(401);
     expect((await get(`${p.admin}/`, { cookie })).status).toBe(401);
+  });
+});
+
+describe('dashboard sessions expire', () => {
+  const clock = new ManualClock(Date.UTC(2026, 1, 21, 10, 0, 0));
+  let upstream: TestUpstream;
+  let p: TestProxy;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    p = await startTestProxy(policy(upstream.url, TOKEN), { clock });
+  });
+  afterAll(async () => {
+    await p?.close();
+    await upstream?.close();
+  });
+
+  it('12 hours after login, by the proxy’s clock, whatever the browser keeps', async () => {
+    const login = await get(`${p.admin}/?token=${TOKEN}`);
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    clock.advance(12 * 60 * 60 * 1000 - 1);
+    expect((await get(`${p.admin}/admin/breakers`, { cookie })).status).toBe(200);
+    expect((await get(`${p.admin}/`, { cookie })).status).toBe(200);
+    clock.advance(1);
+    expect((await get(`${p.admin}/admin/breakers`, { cookie })).status).toBe(401);
+    expect((await get(`${p.admin}/`, { cookie })).status).toBe(401);
+    // Logging in again starts a new session.
+    const again = String((await get(`${p.admin}/?token=${TOKEN}`)).headers['set-cookie']).split(';')[0]!;
+    expect((await get(`${p.admin}/admin/breakers`, { cookie: again })).status).toBe(200);
+  });
+
+  it('the old never-expiring cookie, an HMAC of the token alone, opens nothing', async () => {
+    const v1 = createHmac('sha256', TOKEN).update('floodgate admin session v1').digest('base64url');
+    expect((await get(`${p.admin}/admin/breakers`, { cookie: `floodgate_admin=${v1}` })).status).toBe(401);
+    expect((await get(`${p.admin}/`, { cookie: `floodgate_admin=${v1}` })).status).toBe(401);
   });
 });
 

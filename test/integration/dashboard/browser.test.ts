@@ -1,8 +1,10 @@
 // The dashboard in a real browser (Debian's Chromium driven by playwright-core): it logs in with
 // ?token= once, then follows a breaker through the proxy as it happens — CLOSED, OPEN after the
 // upstream fails, HALF_OPEN and CLOSED again once the upstream is healthy and probes succeed — and
-// shows per-route totals, including requests a limit rejected. The clock is manual, so the breaker's
-// timeout passes when the test says so; the page is waited on with bounded locator waits.
+// shows per-route totals, including requests a limit rejected. Its reset button closes a breaker,
+// while a page served from the data port (same site, so the session cookie rides along) cannot. The
+// clock is manual, so the breaker's timeout passes when the test says so; the page is waited on with
+// bounded locator waits.
 //
 // Skips only when Chromium is not installed AND CI is unset; in CI a missing browser fails the test.
 import { existsSync } from 'node:fs';
@@ -71,7 +73,9 @@ describe.skipIf(!runnable)('dashboard in Chromium', () => {
         '--no-first-run',
       ],
     });
-    page = await browser.newPage({ viewport: { width: 1280, height: 400 } });
+    // A context of our own: the hostile page below opens in it, with the same cookies.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 400 } });
+    page = await context.newPage();
   });
 
   afterAll(async () => {
@@ -140,5 +144,56 @@ describe.skipIf(!runnable)('dashboard in Chromium', () => {
     if (process.env.FLOODGATE_UPDATE_SCREENSHOT === '1') {
       await copyFile(shot, join(PROJECT_ROOT, 'proxy', 'http', 'dashboard', 'screenshot.png'));
     }
+  });
+
+  it('a page on the data port cannot reset a breaker with the session cookie; the reset button can', async () => {
+    upstream.mode = { kind: 'status', status: 503 };
+    for (let i = 0; i < 3; i++) expect(await hit(`${p.url}/status/again-${i}`)).toBe(503);
+    await breakerRow('OPEN').waitFor({ timeout: UI_TIMEOUT_MS });
+    upstream.mode = { kind: 'ok' };
+
+    // Any page the upstream serves shares the host, so the browser treats it as the same site, and
+    // sends the SameSite=Strict session cookie along. Two tries: a form, and a no-cors fetch.
+    const reset = `${p.admin}/admin/breakers/transcriber/reset`;
+    const attacks = [
+      (action: string) => {
+        const form = document.createElement('form');
+        form.method = 'POST';
+        form.action = action;
+        document.body.append(form);
+        form.submit();
+      },
+      (url: string) => {
+        void fetch(url, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => null);
+      },
+    ];
+    for (const attack of attacks) {
+      const hostile = await page.context().newPage();
+      try {
+        await hostile.goto(`${p.url}/status/hostile`);
+        const [answer] = await Promise.all([
+          hostile.waitForResponse((r) => r.url() === reset, { timeout: UI_TIMEOUT_MS }),
+          hostile.evaluate(attack, reset),
+        ]);
+        expect(answer.status()).toBe(403);
+      } finally {
+        await hostile.close();
+      }
+    }
+    const breakers = await request(`${p.admin}/admin/breakers`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(((await breakers.body.json()) as Record<string, { state: string }>).transcriber?.state).toBe(
+      'OPEN',
+    );
+
+    const [answer] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/admin/breakers/transcriber/reset'), {
+        timeout: UI_TIMEOUT_MS,
+      }),
+      breakerRow('OPEN').locator('button[data-action="reset"]').click({ timeout: UI_TIMEOUT_MS }),
+    ]);
+    expect(answer.status()).toBe(200);
+    await breakerRow('CLOSED').waitFor({ timeout: UI_TIMEOUT_MS });
   });
 });
