@@ -6,11 +6,16 @@
 // With admin.token set, GET / takes the token once as ?token=, answers with the session cookie and
 // a redirect to a clean URL (admin-auth.ts); the feed lives under /admin/*, which the admin server
 // guards with the same rule.
+//
+// Each viewer holds a socket and whatever the kernel and Node buffer for it, so both are bounded:
+// at most maxViewers streams at once, and a viewer that stops reading is dropped once more than
+// maxPendingBytes wait for it, rather than buffered for as long as it stays connected.
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from '../../core/clock.js';
 import { projectPath } from '../../core/paths.js';
 import type { TransitionLog } from '../../observability/transition-log.js';
+import { json } from '../admin.js';
 import { bearerMatches, cookieMatches, sessionCookie, tokenMatches } from '../admin-auth.js';
 import type { DashboardSnapshot } from './snapshot.js';
 
@@ -24,6 +29,10 @@ export interface DashboardOptions {
   intervalMs?: number;
   /** Issues and ages sessions (default: the system clock). */
   clock?: Clock;
+  /** Streams open at once; the next viewer gets 503 (default 32). */
+  maxViewers?: number;
+  /** Bytes a viewer may leave unread before it is dropped (default 256 KiB: minutes of snapshots). */
+  maxPendingBytes?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -68,11 +77,15 @@ export class Dashboard {
   private closed = false;
   private readonly intervalMs: number;
   private readonly clock: Clock;
+  private readonly maxViewers: number;
+  private readonly maxPendingBytes: number;
   private readonly onTransition = (): void => this.broadcast();
 
   constructor(private readonly o: DashboardOptions) {
     this.intervalMs = o.intervalMs ?? 1_000;
     this.clock = o.clock ?? systemClock;
+    this.maxViewers = o.maxViewers ?? 32;
+    this.maxPendingBytes = o.maxPendingBytes ?? 256 * 1024;
     o.transitions?.on('transition', this.onTransition);
   }
 
@@ -105,6 +118,11 @@ export class Dashboard {
 
   /** GET /admin/events (already authorized by the admin server). */
   readonly events = (req: IncomingMessage, res: ServerResponse): void => {
+    if (this.clients.size >= this.maxViewers) {
+      // EventSource gives up on a non-200 answer, so a refused page stops retrying.
+      json(res, 503, { error: `Too many dashboard viewers (at most ${this.maxViewers})` });
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -130,6 +148,11 @@ export class Dashboard {
     this.broadcast();
   };
 
+  /** Streams open now. */
+  get viewers(): number {
+    return this.clients.size;
+  }
+
   /** Ends every stream and stops listening. */
   close(): void {
     this.closed = true;
@@ -151,7 +174,11 @@ export class Dashboard {
       .snapshot()
       .then((snap) => {
         const frame = `data: ${JSON.stringify(snap)}\n\n`;
-        for (const res of this.clients) res.write(frame);
+        for (const res of this.clients) {
+          // write() returning false only means "buffered"; a reader that keeps up drains it before
+          // the next frame. One that has let maxPendingBytes pile up is not reading: let it go.
+          if (!res.write(frame) && res.writableLength > this.maxPendingBytes) this.drop(res);
+        }
       })
       .catch((err: unknown) => this.o.onError?.(err))
       .finally(() => {
@@ -161,6 +188,12 @@ export class Dashboard {
           this.broadcast();
         }
       });
+  }
+
+  private drop(res: ServerResponse): void {
+    this.clients.delete(res);
+    if (this.clients.size === 0) this.stopTimer();
+    res.destroy();
   }
 
   private stopTimer(): void {
