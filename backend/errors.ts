@@ -12,6 +12,7 @@ export type ApiErrorCode =
   | 'method_not_allowed'
   | 'not_ready'
   | 'job_failed'
+  | 'idempotency_mismatch'
   | 'unavailable'
   | 'internal';
 
@@ -26,6 +27,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   method_not_allowed: 405,
   not_ready: 409,
   job_failed: 422,
+  idempotency_mismatch: 422,
   unavailable: 503,
   internal: 500,
 };

@@ -1,36 +1,33 @@
 // POST /transcribe: stream the upload to DATA_DIR, create the job, enqueue it, answer 202.
-// An Idempotency-Key maps to the first job made with it, so a retried request (by a proxy or a
-// client whose connection dropped) never starts a second job.
+// An Idempotency-Key maps to the first job its client made with it, so a retried request (by a
+// proxy or a client whose connection dropped) never starts a second job; the same key with another
+// file or other options is refused with 422, never answered with a job for a different request.
+import { createHash } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from '../errors.js';
 import { isResultFormat, type ResultFormat } from '../jobs/format.js';
 import { newJobId } from '../jobs/ids.js';
-import { hashIdempotencyKey } from '../jobs/job-store.js';
+import { hashIdempotencyKey, type IdempotentJob } from '../jobs/job-store.js';
 import { WHISPER_LANGUAGES } from '../media/whisper.js';
 import type { ApiDeps } from './deps.js';
-import { discardRest, sendJson } from './respond.js';
+import { sendJson } from './respond.js';
 import { receiveUpload } from './upload.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-export async function handleTranscribe(req: IncomingMessage, res: ServerResponse, url: URL, deps: ApiDeps) {
-  const rawKey = req.headers['idempotency-key'];
-  let keyHash: string | null = null;
-  if (rawKey !== undefined) {
-    const key = Array.isArray(rawKey) ? rawKey[0] : rawKey;
-    if (!key || !IDEMPOTENCY_KEY.test(key)) {
-      throw new ApiError('bad_request', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
-    }
-    keyHash = hashIdempotencyKey(key);
-    const existing = await deps.store.findIdempotent(keyHash);
-    if (existing && (await answerExisting(req, res, existing, deps))) return;
-  }
+interface JobOptions {
+  language: string | null;
+  format: ResultFormat | null;
+}
 
+export async function handleTranscribe(req: IncomingMessage, res: ServerResponse, url: URL, deps: ApiDeps) {
+  // Checked before the upload, so a bad key costs no transfer.
+  const keyHash = idempotencyKeyHash(req);
   const id = newJobId();
   const { paths, store } = deps;
   const upload = await receiveUpload(req, paths.uploadPart(id), deps.maxUploadBytes);
-  let options: { language: string | null; format: ResultFormat | null };
+  let options: JobOptions;
   try {
     options = jobOptions({ ...Object.fromEntries(url.searchParams), ...upload.fields });
     await rename(paths.uploadPart(id), paths.upload(id));
@@ -39,15 +36,24 @@ export async function handleTranscribe(req: IncomingMessage, res: ServerResponse
     throw error;
   }
 
+  const request = fingerprint(upload.sha256, options);
   const discard = () => Promise.allSettled([store.delete(id), paths.removeJobFiles(id)]);
   try {
+    if (keyHash) {
+      const earlier = await sameRequestJob(await store.findIdempotent(keyHash), request, deps);
+      if (earlier) {
+        await discard();
+        return sendJson(res, 202, earlier);
+      }
+    }
     await store.create({ id, ...options, idempotencyHash: null });
     if (keyHash) {
-      const winner = await store.claimIdempotent(keyHash, id);
+      const winner = await store.claimIdempotent(keyHash, { job: id, request });
       if (winner) {
         // A concurrent request with the same key got there first: ours never existed.
         await discard();
-        if (await answerExisting(req, res, winner, deps)) return;
+        const earlier = await sameRequestJob(winner, request, deps);
+        if (earlier) return sendJson(res, 202, earlier);
         throw new ApiError(
           'unavailable',
           'Idempotency-Key is being used by a job that is still starting; retry',
@@ -66,20 +72,67 @@ export async function handleTranscribe(req: IncomingMessage, res: ServerResponse
   sendJson(res, 202, links(id, 'queued'));
 }
 
-async function answerExisting(req: IncomingMessage, res: ServerResponse, id: string, deps: ApiDeps) {
-  const status = await deps.store.status(id);
-  if (!status) return false;
-  // The body is a repeat of one we already have: drop it unread (see discardRest).
-  sendJson(res, 202, links(id, status.state));
-  discardRest(req);
-  return true;
+/** The stored hash of the request's Idempotency-Key in its client's scope; null without one. */
+function idempotencyKeyHash(req: IncomingMessage): string | null {
+  const raw = req.headers['idempotency-key'];
+  if (raw === undefined) return null;
+  const key = Array.isArray(raw) ? raw[0] : raw;
+  if (!key || !IDEMPOTENCY_KEY.test(key)) {
+    throw new ApiError('bad_request', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  }
+  return hashIdempotencyKey(clientScope(req), key);
+}
+
+/**
+ * Whose Idempotency-Keys these are. A credential (Authorization, else X-API-Key) when the request
+ * carries one: it names the client wherever it connects from, and only its holder can present it.
+ * Otherwise the X-Forwarded-For chain: the backend is reached through the proxy, which writes
+ * that header itself, ending it with the address it saw, so a client can lengthen its own chain
+ * (and only split its own scope) but never end it with another client's address. The TCP peer
+ * counts only without the header: behind the proxy it is the proxy, the same for every client, and
+ * a retry through another proxy replica must still find its job.
+ */
+function clientScope(req: IncomingMessage): string {
+  const credential = req.headers.authorization ?? first(req.headers['x-api-key']);
+  if (credential) return `credential ${credential}`;
+  const forwarded = req.headers['x-forwarded-for'];
+  const chain = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? ''))
+    .split(',')
+    .map((hop) => hop.trim())
+    .filter(Boolean)
+    .join(', ');
+  return chain ? `forwarded ${chain}` : `peer ${req.socket.remoteAddress ?? ''}`;
+}
+
+/** What makes two requests the same one: the stored bytes and the options the job runs with. */
+function fingerprint(sha256: string, options: JobOptions): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ sha256, language: options.language, format: options.format }))
+    .digest('hex');
+}
+
+/**
+ * The answer for a request whose key already names a job: that job when the request is the same
+ * one again (null when the job is gone); a 422 when it is another.
+ */
+async function sameRequestJob(earlier: IdempotentJob | null, request: string, deps: ApiDeps) {
+  if (!earlier) return null;
+  if (earlier.request !== request) {
+    throw new ApiError('idempotency_mismatch', 'Idempotency-Key reused with a different request');
+  }
+  const status = await deps.store.status(earlier.job);
+  return status ? links(earlier.job, status.state) : null;
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function links(id: string, status: string) {
   return { job_id: id, status, status_url: `/status/${id}`, result_url: `/result/${id}` };
 }
 
-function jobOptions(input: Record<string, string>): { language: string | null; format: ResultFormat | null } {
+function jobOptions(input: Record<string, string>): JobOptions {
   const language = input.language?.trim().toLowerCase() || null;
   if (language !== null && language !== 'auto' && !WHISPER_LANGUAGES.has(language)) {
     throw new ApiError(

@@ -1,7 +1,8 @@
 // Streams an upload to disk, never holding the file in memory: a multipart form (busboy, field
 // `file`) or a raw audio body. The size limit is enforced while bytes arrive, and the content type
-// before any are written. On any failure the partial file is removed and an ApiError says why;
+// before any are written; the SHA-256 of the stored bytes is taken as they are written. On any failure the partial file is removed and an ApiError says why;
 // the request is left readable so the caller can answer first and then discard the rest.
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -11,6 +12,8 @@ import { ApiError } from '../errors.js';
 
 export interface UploadResult {
   bytes: number;
+  /** SHA-256 of the stored file, hex. */
+  sha256: string;
   /** Non-file form fields (multipart only). */
   fields: Record<string, string>;
 }
@@ -47,7 +50,7 @@ export async function receiveUpload(
   let result: UploadResult;
   try {
     if (type === 'multipart/form-data') result = await receiveMultipart(req, dest, maxBytes);
-    else if (isAudioType(type)) result = { bytes: await receiveRaw(req, dest, maxBytes), fields: {} };
+    else if (isAudioType(type)) result = { ...(await receiveRaw(req, dest, maxBytes)), fields: {} };
     else {
       throw new ApiError(
         'unsupported_media_type',
@@ -65,10 +68,12 @@ export async function receiveUpload(
   return result;
 }
 
-function receiveRaw(req: IncomingMessage, dest: string, maxBytes: number): Promise<number> {
+type Stored = Pick<UploadResult, 'bytes' | 'sha256'>;
+
+function receiveRaw(req: IncomingMessage, dest: string, maxBytes: number): Promise<Stored> {
   return new Promise((resolve, reject) => {
     const sink = new FileSink(dest, maxBytes, reject);
-    sink.consume(req, () => resolve(sink.bytes));
+    sink.consume(req, resolve);
     onClientGone(req, () => sink.fail(clientAborted()));
   });
 }
@@ -78,7 +83,7 @@ function receiveMultipart(req: IncomingMessage, dest: string, maxBytes: number):
     let settled = false;
     const fields: Record<string, string> = {};
     let sink: FileSink | null = null;
-    let fileWritten: Promise<number> | null = null;
+    let fileWritten: Promise<Stored> | null = null;
     let parser: busboy.Busboy;
     const fail = (error: unknown): void => {
       if (settled) return;
@@ -119,7 +124,7 @@ function receiveMultipart(req: IncomingMessage, dest: string, maxBytes: number):
       stream.on('limit', () => fail(tooLarge(maxBytes)));
       sink = new FileSink(dest, Number.POSITIVE_INFINITY, fail);
       const current = sink;
-      fileWritten = new Promise((done) => current.consume(stream, () => done(current.bytes)));
+      fileWritten = new Promise((done) => current.consume(stream, done));
     });
     parser.on('field', (name, value, info) => {
       if (info.valueTruncated) fail(new ApiError('bad_request', `Field ${JSON.stringify(name)} is too long`));
@@ -137,10 +142,10 @@ function receiveMultipart(req: IncomingMessage, dest: string, maxBytes: number):
         const hint = 'file' in fields ? ' ("file" arrived as a text field; send it as a file part)' : '';
         return fail(new ApiError('no_file', `No file: the form has no "file" field${hint}`));
       }
-      fileWritten.then((bytes) => {
+      fileWritten.then((stored) => {
         if (settled) return;
         settled = true;
-        resolve({ bytes, fields });
+        resolve({ ...stored, fields });
       }, fail);
     });
     onClientGone(req, () => fail(clientAborted()));
@@ -148,11 +153,12 @@ function receiveMultipart(req: IncomingMessage, dest: string, maxBytes: number):
   });
 }
 
-/** Copies a stream to a new file with backpressure, counting bytes against a limit. */
+/** Copies a stream to a new file with backpressure, counting bytes against a limit and hashing them. */
 class FileSink {
-  bytes = 0;
+  private bytes = 0;
   private failed = false;
   private readonly out;
+  private readonly hash = createHash('sha256');
 
   constructor(
     private readonly dest: string,
@@ -164,11 +170,12 @@ class FileSink {
     this.out.on('error', (error) => this.fail(error));
   }
 
-  consume(source: Readable, onDone: () => void): void {
+  consume(source: Readable, onDone: (stored: Stored) => void): void {
     source.on('data', (chunk: Buffer) => {
       if (this.failed) return;
       this.bytes += chunk.length;
       if (this.bytes > this.maxBytes) return this.fail(tooLarge(this.maxBytes));
+      this.hash.update(chunk);
       if (!this.out.write(chunk)) {
         source.pause();
         this.out.once('drain', () => source.resume());
@@ -178,7 +185,7 @@ class FileSink {
       if (this.failed) return;
       this.out.end();
       this.out.once('close', () => {
-        if (!this.failed) onDone();
+        if (!this.failed) onDone({ bytes: this.bytes, sha256: this.hash.digest('hex') });
       });
     });
     source.on('error', (error) => this.fail(error));

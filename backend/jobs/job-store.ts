@@ -3,7 +3,7 @@
 //   job:<id>          HASH  state stage progress segments_done segments_total resumed attempts error
 //                           language format idem plan created_at updated_at
 //   job:<id>:result   STRING  the transcript as JSON (the json result format)
-//   idem:<sha256>     STRING  job id for an Idempotency-Key
+//   idem:<sha256>     STRING  {"job", "request"} for an Idempotency-Key in its client's scope
 // Every write made on behalf of a running job goes through "only if the job still exists": a
 // DELETE removes the hash, and a worker must never bring a cancelled job back to life. A failed
 // conditional write is also how the worker learns, between segments, that its job was cancelled.
@@ -226,16 +226,19 @@ export class JobStore {
     await this.redis.fgJobUpdate(this.key(id), 'idem', hash);
   }
 
-  /** The job an Idempotency-Key already maps to, if any. */
-  async findIdempotent(hash: string): Promise<string | null> {
-    return this.redis.get(this.idemKey(hash));
+  /** The job an Idempotency-Key already maps to, and the request that made it, if any. */
+  async findIdempotent(hash: string): Promise<IdempotentJob | null> {
+    return parseIdempotent(await this.redis.get(this.idemKey(hash)));
   }
 
-  /** Maps the key to `id` unless it already maps to a job: returns that job's id, or null when claimed. */
-  async claimIdempotent(hash: string, id: string): Promise<string | null> {
+  /**
+   * Maps the key to `claim` unless it already maps to a job: returns what it maps to, or null
+   * when claimed.
+   */
+  async claimIdempotent(hash: string, claim: IdempotentJob): Promise<IdempotentJob | null> {
     const key = this.idemKey(hash);
-    const set = await this.redis.set(key, id, 'EX', this.idempotencyTtlSeconds, 'NX');
-    return set === 'OK' ? null : this.redis.get(key);
+    const set = await this.redis.set(key, JSON.stringify(claim), 'EX', this.idempotencyTtlSeconds, 'NX');
+    return set === 'OK' ? null : parseIdempotent(await this.redis.get(key));
   }
 
   private key(id: string): string {
@@ -255,9 +258,24 @@ export class JobStore {
   }
 }
 
-/** Idempotency-Keys are stored hashed: fixed length, and no client text inside a key name. */
-export function hashIdempotencyKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+/** What an Idempotency-Key maps to: its job, and the fingerprint of the request that made it. */
+export interface IdempotentJob {
+  job: string;
+  request: string;
+}
+
+function parseIdempotent(value: string | null): IdempotentJob | null {
+  return value === null ? null : (JSON.parse(value) as IdempotentJob);
+}
+
+/**
+ * Idempotency-Keys are stored hashed with the scope they belong to (the client's identity): fixed
+ * length, no client text inside a key name, and one client's key never finds another's job.
+ */
+export function hashIdempotencyKey(scope: string, key: string): string {
+  return createHash('sha256')
+    .update(JSON.stringify([scope, key]))
+    .digest('hex');
 }
 
 const STATUS_FIELDS = [

@@ -327,6 +327,65 @@ describe('Idempotency-Key', () => {
     const b = await post(form('file', '30'), { 'idempotency-key': `b-${Math.random()}` });
     expect(a.body.job_id).not.toBe(b.body.job_id);
   });
+
+  const reused = { status: 422, body: { error: 'Idempotency-Key reused with a different request' } };
+
+  it('refuses the key with a different file, or different options, and keeps the first job', async () => {
+    const key = `key-${Math.random()}`;
+    const first = await post(form('file', '30'), { 'idempotency-key': key });
+    expect(first.status).toBe(202);
+    expect(await post(form('file', '60'), { 'idempotency-key': key })).toEqual(reused);
+    expect(
+      await post(form('file', '30', 'audio/wav', { language: 'de' }), { 'idempotency-key': key }),
+    ).toEqual(reused);
+    expect(
+      await post(form('file', '30', 'audio/wav', { format: 'srt' }), { 'idempotency-key': key }),
+    ).toEqual(reused);
+    // The same bytes sent raw instead of in a form are the same request.
+    const raw = await post('30', { 'idempotency-key': key, 'content-type': 'audio/wav' });
+    expect(raw).toMatchObject({ status: 202, body: { job_id: first.body.job_id } });
+    const done = await waitForState(first.body.job_id as string, 'completed');
+    expect(done.job_id).toBe(first.body.job_id);
+    const result = (await getJson(`/result/${first.body.job_id}`)).body;
+    expect(result.duration).toBe(30);
+    // The refused uploads were removed as they were refused.
+    expect(await uploadsLeft()).toEqual([]);
+  });
+
+  it('answers concurrent requests with one key and two files: one job, one 422', async () => {
+    const key = `key-${Math.random()}`;
+    const answers = await Promise.all(
+      ['30', '60', '30', '60'].map((file) => post(form('file', file), { 'idempotency-key': key })),
+    );
+    const accepted = answers.filter((a) => a.status === 202);
+    expect(new Set(accepted.map((a) => a.body.job_id)).size).toBe(1);
+    // Whichever file won, the two requests with the other one were refused.
+    expect(answers.filter((a) => a.status === 422)).toEqual([reused, reused]);
+    await waitFor(async () => (await uploadsLeft()).length === 0, { what: 'uploads to be removed' });
+  });
+
+  it('is scoped to the client: by credential when one is sent, else by X-Forwarded-For', async () => {
+    const key = `key-${Math.random()}`;
+    const job = async (headers: Record<string, string>, file = '30') => {
+      const r = await post(form('file', file), { 'idempotency-key': key, ...headers });
+      expect(r.status, JSON.stringify(headers)).toBe(202);
+      return r.body.job_id as string;
+    };
+    const alice = await job({ 'x-forwarded-for': '203.0.113.7' });
+    // Another client's key of the same name is its own, whatever file it sends.
+    const bob = await job({ 'x-forwarded-for': '198.51.100.9' }, '60');
+    expect(bob).not.toBe(alice);
+    expect(await job({ 'x-forwarded-for': '203.0.113.7' })).toBe(alice);
+    // Hops written in front of bob's address make another scope, not bob's.
+    expect(await job({ 'x-forwarded-for': '203.0.113.7, 198.51.100.9' })).not.toBe(bob);
+    // A credential names the client wherever it connects from.
+    const carol = await job({ authorization: 'Bearer carol', 'x-forwarded-for': '192.0.2.1' });
+    expect(await job({ authorization: 'Bearer carol', 'x-forwarded-for': '192.0.2.2' })).toBe(carol);
+    expect(await job({ authorization: 'Bearer dave', 'x-forwarded-for': '192.0.2.1' })).not.toBe(carol);
+    const erin = await job({ 'x-api-key': 'erin' });
+    expect([alice, bob, carol]).not.toContain(erin);
+    expect(await job({ 'x-api-key': 'erin', 'x-forwarded-for': '192.0.2.9' })).toBe(erin);
+  });
 });
 
 describe('health and metrics', () => {
