@@ -1,0 +1,141 @@
+// The client's headers as the upstream will receive them: ambiguous requests refused, hop-by-hop and
+// proxy-owned headers dropped, the admin cookie stripped.
+import type { IncomingMessage } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { checkRequestHeaders, type HeaderRules } from '../../../proxy/http/request-headers.js';
+
+const RULES: HeaderRules = { maxHeaders: 100, underscores: false };
+
+/** A request carrying `raw` as [name, value, …]; `headers.connection` mirrors a Connection line. */
+function req(...raw: string[]): IncomingMessage {
+  const connection: string[] = [];
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
+  const headers = connection.length > 0 ? { connection: connection.join(', ') } : {};
+  return { rawHeaders: raw, headers } as unknown as IncomingMessage;
+}
+
+function forwarded(r: IncomingMessage, keyHeader: string | null = null, skipHost = false, rules = RULES) {
+  const out = checkRequestHeaders(r, keyHeader, skipHost, rules);
+  if (!out.ok) throw new Error(`refused: ${out.detail}`);
+  return out.headers;
+}
+
+describe('checkRequestHeaders', () => {
+  it('forwards ordinary headers in order, with their original name case', () => {
+    expect(forwarded(req('Host', 'a', 'X-Custom', 'v', 'accept', '*/*'))).toEqual([
+      'Host',
+      'a',
+      'X-Custom',
+      'v',
+      'accept',
+      '*/*',
+    ]);
+  });
+
+  it.each(['Host', 'Content-Length', 'Content-Type', 'Authorization'])('refuses a second %s', (name) => {
+    const out = checkRequestHeaders(
+      req(name, '1', 'X-Other', 'x', name.toLowerCase(), '2'),
+      null,
+      false,
+      RULES,
+    );
+    expect(out).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
+  });
+
+  it('refuses a second copy of the key header but forwards both copies of another', () => {
+    const twoKeys = req('X-Api-Key', 'a', 'x-api-key', 'b');
+    expect(checkRequestHeaders(twoKeys, 'x-api-key', false, RULES)).toMatchObject({
+      ok: false,
+      code: 'BAD_REQUEST',
+    });
+    expect(forwarded(twoKeys, null)).toEqual(['X-Api-Key', 'a', 'x-api-key', 'b']);
+    expect(forwarded(req('Accept', 'a', 'Accept', 'b', 'X-Api-Key', 'k'), 'x-api-key')).toEqual([
+      'Accept',
+      'a',
+      'Accept',
+      'b',
+      'X-Api-Key',
+      'k',
+    ]);
+  });
+
+  it('refuses more than maxHeaders lines', () => {
+    const rules = { maxHeaders: 2, underscores: false };
+    expect(forwarded(req('A', '1', 'B', '2'), null, false, rules)).toHaveLength(4);
+    expect(checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), null, false, rules)).toMatchObject({
+      ok: false,
+      code: 'HEADERS_TOO_LARGE',
+    });
+  });
+
+  it('drops hop-by-hop headers', () => {
+    const hop = [
+      'Connection',
+      'keep-alive',
+      'Keep-Alive',
+      'timeout=5',
+      'TE',
+      'trailers',
+      'Trailer',
+      'X-T',
+      'Transfer-Encoding',
+      'chunked',
+      'Upgrade',
+      'websocket',
+      'Proxy-Authorization',
+      'Basic eA==',
+      'Proxy-Connection',
+      'keep-alive',
+      'Expect',
+      '100-continue',
+    ];
+    expect(forwarded(req('Host', 'a', ...hop, 'X-Kept', '1'))).toEqual(['Host', 'a', 'X-Kept', '1']);
+  });
+
+  it('drops the headers Connection names, but never Host or Content-Length', () => {
+    expect(forwarded(req('Connection', 'X-Secret, close', 'X-Secret', 's', 'X-Kept', '1'))).toEqual([
+      'X-Kept',
+      '1',
+    ]);
+    expect(forwarded(req('Connection', 'Host, Content-Length', 'Host', 'a', 'Content-Length', '0'))).toEqual([
+      'Host',
+      'a',
+      'Content-Length',
+      '0',
+    ]);
+  });
+
+  it('drops the headers the proxy sets itself', () => {
+    const own = [
+      'X-Forwarded-For',
+      'X-Forwarded-Proto',
+      'X-Forwarded-Host',
+      'X-Real-IP',
+      'Forwarded',
+      'X-Request-Id',
+    ];
+    const raw = own.flatMap((name) => [name, 'spoofed']);
+    expect(forwarded(req(...raw, 'X-Kept', '1'))).toEqual(['X-Kept', '1']);
+  });
+
+  it('drops names with an underscore unless underscores are allowed', () => {
+    const r = req('X_API_KEY', 'k', 'X-Kept', '1');
+    expect(forwarded(r)).toEqual(['X-Kept', '1']);
+    expect(forwarded(r, null, false, { maxHeaders: 100, underscores: true })).toEqual([
+      'X_API_KEY',
+      'k',
+      'X-Kept',
+      '1',
+    ]);
+  });
+
+  it('drops Host when skipHost is set', () => {
+    expect(forwarded(req('Host', 'a', 'X-Kept', '1'), null, true)).toEqual(['X-Kept', '1']);
+  });
+
+  it('strips the admin session cookie and keeps the others', () => {
+    expect(forwarded(req('Cookie', 'a=1; floodgate_admin=v2.1.x; b=2'))).toEqual(['Cookie', 'a=1; b=2']);
+    expect(forwarded(req('Cookie', 'floodgate_admin=v2.1.x', 'X-Kept', '1'))).toEqual(['X-Kept', '1']);
+  });
+});
