@@ -3,7 +3,10 @@
 // and the rest are engine faults that a circuit breaker may count and a retry may cure.
 
 export type MediaErrorCode =
-  /** The input is empty, undecodable, has no audio, or a duration of zero (or over the limit). */
+  /**
+   * The input is empty, undecodable, has no audio, or a duration of zero (or over the limit). Its
+   * message is shown to the client, so it never holds a path or a tool's output (see stderrTail).
+   */
   | 'invalid_audio'
   /** A caller's argument is unusable (e.g. an unknown language); not the engine's fault. */
   | 'invalid_argument'

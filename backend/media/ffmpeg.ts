@@ -5,9 +5,9 @@
 // FFPROBE_PATH) and calls child_process.spawn(path, argsArray) — lib/processor.js and
 // lib/ffprobe.js in 2.1.3 — so file names reach ffmpeg verbatim, whatever they contain.
 //
-// Every file reaches ffmpeg and ffprobe through `restrictedInput()`, which confines the read to that file.
-// Invalid_audio messages are shown to clients as they are, so they are our own words: what the
-// tool said (paths included) stays in stderrTail, for logs.
+// Every file reaches ffmpeg and ffprobe through restrictedInput(), which confines the read to that
+// one file. The messages of invalid_audio errors reach clients, so they are our own words: what
+// the tool said (paths included) stays in stderrTail, for the log.
 import { rename, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import ffmpeg from 'fluent-ffmpeg';
@@ -34,7 +34,7 @@ const QUIET = ['-hide_banner', '-nostats'];
  * since an upload would make ffmpeg read server-local files for it. mov follows external
  * references only with enable_drefs, which is off by default and stays off.
  */
-export const ALLOWED_DEMUXERS = [
+const ALLOWED_DEMUXERS = [
   'aac',
   'aiff',
   'amr',
@@ -80,13 +80,13 @@ function ffmpegReading(file: string, extraInputOptions: string[] = []): ffmpeg.F
  * that a resumed job would trust. With `maxDurationSec`, decoding stops a second past it.
  */
 export async function normalize(
-  source: string,
+  input: string,
   outWav: string,
   options: FfmpegRunOptions & { maxDurationSec?: number } = {},
 ): Promise<void> {
   // Past the limit, one more second is enough to tell that the input is too long.
   const cap = options.maxDurationSec === undefined ? [] : ['-t', String(options.maxDurationSec + 1)];
-  const command = ffmpegReading(source)
+  const command = ffmpegReading(input)
     .noVideo()
     // The first audio stream only (cover art is a stream too); tags dropped, as nothing reads them.
     .outputOptions(['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn', ...cap]);
@@ -96,7 +96,7 @@ export async function normalize(
     if (!isMediaError(err, 'process_failed')) throw err;
     // ffmpeg's exit code cannot tell bad input from, say, a full disk; asking ffprobe about the
     // input can. If it finds no decodable audio, the input is to blame.
-    const verdict = await probeDuration(source).then(
+    const verdict = await probeDuration(input).then(
       () => null,
       (probeError: unknown) => probeError,
     );
