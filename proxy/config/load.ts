@@ -1,7 +1,14 @@
 // YAML text → validated, frozen policy, or a list of `FILE:LINE:COL: message` errors.
 // Positions come from the YAML nodes: the schema reports paths, and each path is walked back to its node.
+//
+// A policy file is untrusted input as much as a request is: a reload runs on the proxy's event loop, and
+// its errors go to the log and to whoever called /admin/reload. So loading is linear in the file's size,
+// the size is capped, the errors are capped, and an error quotes at most the one offending token (a file
+// that is not a policy at all, such as a symlink to /etc/shadow, is not echoed line by line), and never
+// the value of an environment variable.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import {
   type Document,
   isAlias,
@@ -10,13 +17,20 @@ import {
   isSeq,
   LineCounter,
   type Node,
+  type Pair,
   parseDocument,
   Scalar,
   visit,
+  type YAMLMap,
 } from 'yaml';
 import type { z } from 'zod';
-import { type Policy, validatePolicyData } from './schema.js';
+import { describeValue, POLICY_KEYS, type Policy, validatePolicyData } from './schema.js';
 import { stableStringify } from './section-hash.js';
+
+/** Far beyond any real policy (config/proxy.yaml is 3 KB), and parsed in well under a second. */
+export const MAX_POLICY_BYTES = 1024 * 1024;
+/** Errors reported per file; the rest are counted on one last line. */
+export const MAX_ERRORS = 20;
 
 export type LoadResult =
   | { readonly ok: true; readonly policy: Policy; readonly hash: string }
@@ -30,46 +44,77 @@ interface Problem {
   message: string;
 }
 
-/** Reads and parses a policy file; a file that cannot be read is one error at 1:1. */
+/**
+ * Reads and parses a policy file. A file that cannot be read, is not a regular file, or is larger than
+ * MAX_POLICY_BYTES is one error at 1:1; no more than MAX_POLICY_BYTES + 1 bytes are ever read.
+ */
 export async function loadPolicyFile(file: string, env: Env = process.env): Promise<LoadResult> {
+  const failed = (reason: string): LoadResult => ({ ok: false, errors: [`${file}:1:1: ${reason}`] });
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // Non-blocking: a FIFO then fails the regular-file check at once instead of hanging the open.
+    const handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) return failed('cannot read policy file (not a regular file)');
+      if (stat.size > MAX_POLICY_BYTES) return failed(TOO_LARGE);
+      // The file may grow between stat and read: room for one byte past the cap tells.
+      const buf = Buffer.alloc(Math.min(stat.size, MAX_POLICY_BYTES) + 1);
+      let length = 0;
+      while (length < buf.length) {
+        const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+      }
+      if (length > MAX_POLICY_BYTES) return failed(TOO_LARGE);
+      text = buf.toString('utf8', 0, length);
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-    return { ok: false, errors: [`${file}:1:1: cannot read policy file (${reason})`] };
+    return failed(`cannot read policy file (${reason})`);
   }
   return parsePolicy(text, file, env);
 }
+
+const TOO_LARGE = `policy file is larger than ${MAX_POLICY_BYTES} bytes (1 MiB), the most a policy may be`;
 
 /**
  * Parses policy text. `file` only labels the errors. On success the policy is deep-frozen and `hash`
  * digests its normalized content (so a reload that changes nothing effective can be told apart).
  */
 export function parsePolicy(text: string, file: string, env: Env = process.env): LoadResult {
+  // (length counts UTF-16 units, never more than the UTF-8 bytes; byteLength is only needed near the cap.)
+  if (text.length > MAX_POLICY_BYTES / 3 && Buffer.byteLength(text) > MAX_POLICY_BYTES) {
+    return { ok: false, errors: [`${file}:1:1: ${TOO_LARGE}`] };
+  }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const report = (problems: Problem[]): LoadResult => ({ ok: false, errors: format(problems, file, lines) });
+  // uniqueKeys off: the parser's own check compares each key with every earlier one (quadratic in the
+  // size of a map); duplicateKeys() below does the same job with a hash set.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
 
   // Past the first syntax error the parser is guessing, and its further errors are mostly echoes.
   const syntax = doc.errors[0];
   if (syntax) {
-    const key =
-      syntax.code === 'DUPLICATE_KEY' ? /^(?:"[^"]*"|'[^']*'|[^:\s]+)/.exec(text.slice(syntax.pos[0])) : null;
-    const message = key
-      ? `duplicate key "${key[0].replace(/^["']|["']$/g, '')}" (a map holds each key once)`
-      : firstLine(syntax.message);
     const offset = syntax.code === 'MISSING_CHAR' ? unclosedQuoteAt(doc, syntax.pos[0]) : syntax.pos[0];
-    return report([{ offset, message }]);
+    return report([{ offset, message: clip(firstLine(syntax.message)) }]);
   }
-  const envProblems = expandEnv(doc, env);
-  if (envProblems.length > 0) return report(envProblems);
+  const duplicates = duplicateKeys(doc);
+  if (duplicates.length > 0) return report(duplicates);
+
+  const notPolicy = notAPolicy(doc);
+  if (notPolicy) return report([notPolicy]);
+
+  const expansion = expandEnv(doc, env);
+  if (expansion.problems.length > 0) return report(expansion.problems);
 
   const aliases: Problem[] = [];
   visit(doc, {
     Alias(_key, node) {
       if (!node.resolve(doc))
-        aliases.push({ offset: node.range?.[0] ?? 0, message: `unknown alias *${node.source}` });
+        aliases.push({ offset: node.range?.[0] ?? 0, message: `unknown alias *${clip(node.source, 40)}` });
     },
   });
   if (aliases.length > 0) return report(aliases);
@@ -79,10 +124,13 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
     // The alias cap stops "billion laughs" expansion.
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    return report([{ offset: 0, message: firstLine((err as Error).message) }]);
+    return report([{ offset: 0, message: clip(firstLine((err as Error).message)) }]);
   }
   const result = validatePolicyData(data);
-  if (!result.success) return report(result.error.issues.flatMap((issue) => locate(doc, issue)));
+  if (!result.success) {
+    const locator = new Locator(doc, expansion.expanded);
+    return report(locator.hideValues(result.error.issues.flatMap((issue) => locator.locate(issue))));
+  }
 
   const policy = deepFreeze(result.data) as Policy;
   return { ok: true, policy, hash: createHash('sha256').update(stableStringify(policy)).digest('hex') };
@@ -104,8 +152,44 @@ function unclosedQuoteAt(doc: Document, errorOffset: number): number {
   return start;
 }
 
+/** Every repeated key of every map, at the repeat; keys compare as the loaded object will see them. */
+function duplicateKeys(doc: Document): Problem[] {
+  const problems: Problem[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const k = keyText(pair.key);
+        if (k === undefined) continue;
+        if (seen.has(k)) {
+          problems.push({
+            offset: start(pair.key) ?? 0,
+            message: `duplicate key ${quote(k)} (a map holds each key once)`,
+          });
+        }
+        seen.add(k);
+      }
+    },
+  });
+  return problems;
+}
+
 /**
- * A copy for GET /admin/config and logs: admin.token and any password in store.url become "***".
+ * A map none of whose keys is a policy key is some other file (a wrong path, a symlink to the wrong
+ * place): one error says so, rather than one per line quoting the file back.
+ */
+function notAPolicy(doc: Document): Problem | null {
+  const root = doc.contents;
+  if (!isMap(root) || root.items.length === 0) return null;
+  if (root.items.some((p) => POLICY_KEYS.includes(keyText(p.key) ?? ''))) return null;
+  return {
+    offset: start(root.items[0]!.key) ?? 0,
+    message: `not a floodgate policy: none of its top-level keys is one of ${POLICY_KEYS.join(', ')}`,
+  };
+}
+
+/**
+ * A copy for GET /admin/config and logs: admin.token and any credential in store.url become "***".
  */
 export function redactPolicy(policy: Policy): Policy {
   // Shares the untouched (frozen) sections; only the two that hold secrets are rebuilt.
@@ -116,44 +200,86 @@ export function redactPolicy(policy: Policy): Policy {
   };
 }
 
-/** 'redis://user:secret@host:6379' → 'redis://user:***@host:6379'. */
+/**
+ * Query parameters that may carry a credential. ioredis turns every query parameter of its URL into a
+ * client option (`?password=`, `?username=`, `?sentinelPassword=` …), so any name that reads like one
+ * is hidden.
+ */
+const SECRET_PARAM = /pass|secret|token|auth|key|cred|user/i;
+
+/**
+ * Hides every credential ioredis reads from a URL: the password of the userinfo ('redis://user:secret@h'
+ * → 'redis://user:***@h', 'redis://:secret@h' → 'redis://:***@h'), a userinfo without a colon
+ * ('redis://secret@h', which some clients read as a password), and credential query parameters
+ * ('?password=secret' → '?password=***').
+ */
 export function redactUrl(url: string): string {
+  let u: URL;
   try {
-    const u = new URL(url);
-    if (!u.password) return url;
-    u.password = '***';
-    return u.href;
+    u = new URL(url);
   } catch {
-    // Not parseable, so no structure to trust: blank anything between "//…:" and "@".
-    return url.replace(/(\/\/[^/@:]*:)[^@/]*@/, '$1***@');
+    // Not parseable, so no structure to trust: blank the userinfo and every query value.
+    return url.replace(/(\/\/)[^/?#]*@/, '$1***@').replace(/([?&][^=&#]*=)[^&#]*/g, '$1***');
   }
+  let changed = false;
+  if (u.password) {
+    u.password = '***';
+    changed = true;
+  } else if (u.username) {
+    u.username = '***';
+    changed = true;
+  }
+  const params = [...u.searchParams.keys()];
+  if (params.some((k) => SECRET_PARAM.test(k))) {
+    const hidden = new URLSearchParams();
+    for (const [k, v] of u.searchParams) hidden.append(k, SECRET_PARAM.test(k) ? '***' : v);
+    u.search = hidden.toString();
+    changed = true;
+  }
+  return changed ? u.href.replaceAll('%2A%2A%2A', '***') : url;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // ${VAR} expansion. It runs on the YAML nodes, before validation, so an unset variable is reported at its
-// scalar and expanded values are validated (and positioned) like any other.
+// scalar and expanded values are validated (and positioned) like any other. Each expanded scalar remembers
+// which variables it took from the environment, so that errors can name them instead of the value.
 
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}|\$\{/g;
 const VARIABLE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/;
 
-function expandEnv(doc: Document, env: Env): Problem[] {
+interface Expanded {
+  /** The variables whose values went into the scalar (defaults written in the file are no secret). */
+  readonly names: readonly string[];
+  /** Their values, as the environment had them. */
+  readonly secrets: readonly string[];
+  /** The scalar's value after expansion. */
+  readonly value: string | number | boolean;
+}
+
+function expandEnv(doc: Document, env: Env): { problems: Problem[]; expanded: Map<Node, Expanded> } {
   const problems: Problem[] = [];
+  const expanded = new Map<Node, Expanded>();
   visit(doc, {
     Scalar(key, node) {
       // Keys are names the schema checks; only values take variables.
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
       const offset = node.range?.[0] ?? 0;
-      const expanded = node.value.replace(REFERENCE, (whole, inner: string | undefined) => {
+      const names: string[] = [];
+      const secrets: string[] = [];
+      const result = node.value.replace(REFERENCE, (whole, inner: string | undefined) => {
         if (whole === '$${') return '${'; // "$${" escapes a literal "${"
         const m = inner === undefined ? null : VARIABLE.exec(inner);
         if (!m) {
-          problems.push({ offset, message: `invalid reference ${whole}; use \${NAME} or \${NAME:-default}` });
+          problems.push({
+            offset,
+            message: `invalid reference ${clip(whole, 40)}; use \${NAME} or \${NAME:-default}`,
+          });
           return whole;
         }
         const [, name, fallback] = m as unknown as [string, string, string | undefined];
         const value = env[name];
         // As in the shell, ":-" also replaces a variable that is set but empty.
-        if (fallback !== undefined) return value ? value : fallback;
+        if (fallback !== undefined && !value) return fallback;
         if (value === undefined) {
           problems.push({
             offset,
@@ -161,12 +287,18 @@ function expandEnv(doc: Document, env: Env): Problem[] {
           });
           return whole;
         }
+        if (value !== '' && !names.includes(name)) {
+          names.push(name);
+          secrets.push(value);
+        }
         return value;
       });
-      node.value = node.type === Scalar.PLAIN ? retype(expanded) : expanded;
+      const value = node.type === Scalar.PLAIN ? retype(result) : result;
+      node.value = value;
+      if (names.length > 0) expanded.set(node, { names, secrets, value });
     },
   });
-  return problems;
+  return { problems, expanded };
 }
 
 /**
@@ -183,25 +315,121 @@ function retype(value: string): string | number | boolean {
 // ---------------------------------------------------------------------------------------------------------
 // Issue paths → source offsets.
 
-/** Walks `path` from the document root; stops at the deepest node that exists. */
-function walk(doc: Document, path: Path) {
-  let node: unknown = doc.contents;
-  let keyNode: Node | null = null;
-  for (let i = 0; i < path.length; i++) {
-    if (isAlias(node)) node = node.resolve(doc);
-    const seg = path[i];
-    let next: { node: unknown; key: Node | null } | undefined;
-    if (isMap(node)) {
-      const pair = node.items.find((p) => keyText(p.key) === String(seg));
-      if (pair) next = { node: pair.value, key: pair.key as Node };
-    } else if (isSeq(node) && typeof seg === 'number') {
-      if (seg < node.items.length) next = { node: node.items[seg], key: null };
+/** Places schema issues in the document. Map lookups are indexed, so many issues cost linear time. */
+class Locator {
+  private readonly index = new Map<YAMLMap, Map<string, Pair>>();
+
+  constructor(
+    private readonly doc: Document,
+    private readonly expanded: ReadonlyMap<Node, Expanded>,
+  ) {}
+
+  locate(issue: z.core.$ZodIssue): Problem[] {
+    const where = pathText(issue.path);
+    const prefix = where ? `${where}: ` : '';
+    const { node, keyNode, found } = this.walk(issue.path);
+
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((k) => ({
+        offset: start(isMap(node) ? this.pair(node, k)?.key : undefined) ?? start(node) ?? 0,
+        message: `${prefix}unknown key ${quote(k)} (${issue.message})`,
+      }));
     }
-    if (!next) return { node, keyNode, found: false };
-    node = next.node;
-    keyNode = next.key;
+    // A bad record key (an upstream name) is the key's fault, not its value's.
+    const pointAtKey = !found || issue.code === 'invalid_key' || isEmpty(node);
+    const offset = (pointAtKey ? (start(keyNode) ?? start(node)) : start(node)) ?? 0;
+    // A missing key is reported on its parent, whose path is the prefix.
+    const missing = !found && issue.code === 'invalid_type';
+    const label = missing ? pathText(issue.path.slice(0, -1)) : where;
+    let message = issue.message;
+    const from = found && !pointAtKey ? this.expanded.get(node as Node) : undefined;
+    if (from) message = hideOwnValue(message, from);
+    return [{ offset, message: `${label ? `${label}: ` : ''}${message}` }];
   }
-  return { node, keyNode, found: true };
+
+  /**
+   * Messages may quote values of other nodes too (an unknown upstream, a duplicate name): no quoted
+   * value that came from the environment survives anywhere.
+   */
+  hideValues(problems: Problem[]): Problem[] {
+    const quoted: [string, string][] = [];
+    for (const e of this.expanded.values()) {
+      const placeholder = placeholderFor(e);
+      if (typeof e.value === 'string') {
+        for (const form of new Set([JSON.stringify(e.value), describeValue(e.value), quote(e.value)]))
+          quoted.push([form, placeholder]);
+      }
+      // A variable's own value, wherever it is quoted from; short ones would match ordinary words.
+      for (const secret of e.secrets) if (secret.length >= 6) quoted.push([secret, placeholder]);
+    }
+    if (quoted.length === 0) return problems;
+    quoted.sort((a, b) => b[0].length - a[0].length);
+    return problems.map((p) => {
+      let message = p.message;
+      for (const [form, placeholder] of quoted) message = message.replaceAll(form, placeholder);
+      return message === p.message ? p : { ...p, message };
+    });
+  }
+
+  /** Walks `path` from the document root; stops at the deepest node that exists. */
+  private walk(path: Path) {
+    const doc = this.doc;
+    let node: unknown = doc.contents;
+    let keyNode: Node | null = null;
+    for (let i = 0; i < path.length; i++) {
+      if (isAlias(node)) node = node.resolve(doc);
+      const seg = path[i];
+      let next: { node: unknown; key: Node | null } | undefined;
+      if (isMap(node)) {
+        const pair = this.pair(node, String(seg));
+        if (pair) next = { node: pair.value, key: pair.key as Node };
+      } else if (isSeq(node) && typeof seg === 'number') {
+        if (seg < node.items.length) next = { node: node.items[seg], key: null };
+      }
+      if (!next) return { node, keyNode, found: false };
+      node = next.node;
+      keyNode = next.key;
+    }
+    return { node, keyNode, found: true };
+  }
+
+  /** The first pair of `map` whose key reads `key` (as the loaded object has it). */
+  private pair(map: YAMLMap, key: string): Pair | undefined {
+    let byKey = this.index.get(map);
+    if (!byKey) {
+      byKey = new Map();
+      for (const p of map.items) {
+        const k = keyText(p.key);
+        if (k !== undefined && !byKey.has(k)) byKey.set(k, p);
+      }
+      this.index.set(map, byKey);
+    }
+    return byKey.get(key);
+  }
+}
+
+/** '<value of REDIS_URL>': what an error shows instead of a value taken from the environment. */
+function placeholderFor(e: Expanded): string {
+  return `<value of ${e.names.join(' and ')}>`;
+}
+
+/**
+ * The issue's own message, without the value its scalar took from the environment. Values appear
+ * quoted, or bare after "got" (numbers, booleans); a message still holding the value after that (a
+ * parser that quoted part of it) gives way to a plain one.
+ */
+function hideOwnValue(message: string, e: Expanded): string {
+  const text = String(e.value);
+  const placeholder = placeholderFor(e);
+  let out = message;
+  for (const form of [JSON.stringify(e.value), describeValue(e.value), quote(text)])
+    out = out.replaceAll(form, placeholder);
+  out = out.replaceAll(`got ${text}`, `got ${placeholder}`);
+  const leaks = (s: string) => s.length >= 3 && out.includes(s);
+  for (const s of [text, ...e.secrets]) {
+    if (leaks(s) || leaks(s.trim()) || leaks(s.slice(0, 20))) return `${placeholder} is not valid here`;
+  }
+  return out;
 }
 
 function keyText(key: unknown): string | undefined {
@@ -217,48 +445,49 @@ function isEmpty(node: unknown): boolean {
   return node == null || (isScalar(node) && node.value === null && node.range?.[0] === node.range?.[1]);
 }
 
-function locate(doc: Document, issue: z.core.$ZodIssue): Problem[] {
-  const where = pathText(issue.path);
-  const prefix = where ? `${where}: ` : '';
-  const { node, keyNode, found } = walk(doc, issue.path);
-
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => {
-      const pair = isMap(node) ? node.items.find((p) => keyText(p.key) === k) : undefined;
-      return {
-        offset: start(pair?.key) ?? start(node) ?? 0,
-        message: `${prefix}unknown key "${k}" (${issue.message})`,
-      };
-    });
-  }
-  // A bad record key (an upstream name) is the key's fault, not its value's.
-  const pointAtKey = !found || issue.code === 'invalid_key' || isEmpty(node);
-  const offset = (pointAtKey ? (start(keyNode) ?? start(node)) : start(node)) ?? 0;
-  // A missing key is reported on its parent, whose path is the prefix.
-  const missing = !found && issue.code === 'invalid_type';
-  const label = missing ? pathText(issue.path.slice(0, -1)) : where;
-  return [{ offset, message: `${label ? `${label}: ` : ''}${issue.message}` }];
-}
-
 /** ['routes', 0, 'limits', 'daily'] → 'routes[0].limits.daily'. */
 function pathText(path: Path): string {
   let out = '';
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
-    else out += out ? `.${String(seg)}` : String(seg);
+    else out += out ? `.${clip(String(seg), 40)}` : clip(String(seg), 40);
   }
   return out;
 }
 
+/** Sorted by position, each error once, at most MAX_ERRORS of them and then a count of the rest. */
 function format(problems: Problem[], file: string, lines: LineCounter): string[] {
-  const sorted = problems
-    .map((p, i) => ({ ...lines.linePos(p.offset), message: p.message, i }))
-    .sort((a, b) => a.line - b.line || a.col - b.col || a.i - b.i);
-  return [...new Set(sorted.map((p) => `${file}:${p.line}:${p.col}: ${p.message}`))];
+  const sorted = problems.map((p, i) => ({ ...p, i })).sort((a, b) => a.offset - b.offset || a.i - b.i);
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (let k = 0; k < sorted.length; k++) {
+    const { line, col } = lines.linePos(sorted[k]!.offset);
+    const where = `${file}:${line}:${col}: `;
+    const text = where + sorted[k]!.message;
+    if (seen.has(text)) continue;
+    seen.add(text);
+    if (out.length === MAX_ERRORS) {
+      const more = sorted.length - k;
+      out.push(`${where}… and ${more} more error${more === 1 ? '' : 's'}`);
+      break;
+    }
+    out.push(text);
+  }
+  return out;
 }
 
 function firstLine(message: string): string {
   return message.split('\n', 1)[0]!.trim();
+}
+
+/** At most `max` characters of `text` (a token from the file, or a message quoting one). */
+function clip(text: string, max = 90): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** A key or token from the file as an error shows it: quoted, and cut short if long. */
+function quote(text: string): string {
+  return JSON.stringify(clip(text, 40));
 }
 
 function deepFreeze<T>(value: T): T {

@@ -5,7 +5,8 @@
 // Defaults (applied when a key is absent):
 //   version 1 · listen 127.0.0.1:8080 · admin.listen 127.0.0.1:9090 · admin.token none
 //   store: type memory, url redis://127.0.0.1:6379, prefix "floodgate:", timeout 50ms, on_error local,
-//     cluster false
+//     cluster false, max_keys 100000 (identities the memory store holds: it and the on_error: local
+//     fallback; see proxy/ratelimit/memory-store.ts for what a key costs)
 //   client_ip.trusted_proxies [] (X-Forwarded-For is never believed)
 //   upstream timeouts: connect 2s, response 60s, idle 30s
 //   upstream breaker: failure_threshold 5, success_threshold 2, timeout 60s, half_open_max_calls 3,
@@ -35,10 +36,23 @@ export function parseDuration(input: unknown): Parsed<number> {
   if (typeof input === 'number') return fail(`duration ${input} needs a unit; use ${hint}`);
   if (typeof input !== 'string') return fail(`expected a duration, ${hint}; got ${describeValue(input)}`);
   const m = DURATION_RE.exec(input.trim());
-  if (!m) return fail(`invalid duration ${JSON.stringify(input)}; use ${hint}`);
+  if (!m) return fail(`invalid duration ${describeValue(input)}; use ${hint}`);
   const ms = Math.round(Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS]);
-  if (ms <= 0) return fail(`duration ${JSON.stringify(input)} must be at least 1ms`);
+  if (ms <= 0) return fail(`duration ${describeValue(input)} must be at least 1ms`);
+  // Millisecond arithmetic on it (window indexes, expiry times) must stay exact.
+  if (!Number.isSafeInteger(ms)) return fail(`duration ${describeValue(input)} is too long`);
   return ok(ms);
+}
+
+/** Node's timers hold at most 2^31 - 1 ms; a longer delay would fire at once. 24d is just below. */
+const MAX_TIMEOUT_MS = 24 * 86_400_000;
+
+/** A duration that becomes a timer (a timeout): as parseDuration, and at most 24d. */
+export function parseTimeout(input: unknown): Parsed<number> {
+  const r = parseDuration(input);
+  if (r.ok && r.value > MAX_TIMEOUT_MS)
+    return fail(`timeout ${describeValue(input)} is too long; the longest is 24d`);
+  return r;
 }
 
 const SIZE_UNITS = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const;
@@ -152,6 +166,15 @@ export function parseRoutePath(input: unknown): Parsed<Omit<RouteMatch, 'methods
   return ok({ pattern: input, path: path.toLowerCase(), prefix });
 }
 
+/** What kind of value this is, without its content: "a list", "a map", "text", "a number"… */
+function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') return 'text';
+  if (typeof value === 'number') return 'a number';
+  if (typeof value === 'boolean') return 'true or false';
+  return 'a map';
+}
+
 /** How a value reads in an error message: short, and typed ("a list", "a map", "an empty value"). */
 export function describeValue(value: unknown): string {
   if (value === undefined || value === null) return 'an empty value';
@@ -188,6 +211,7 @@ function strict<S extends z.core.$ZodLooseShape>(shape: S) {
 }
 
 const duration = parsedBy(parseDuration);
+const timeout = parsedBy(parseTimeout);
 const size = parsedBy(parseSize);
 const listen = parsedBy(parseListen);
 const count = (min: number) => z.number().int().min(min);
@@ -217,6 +241,7 @@ const windowSchema = strict({
   per: duration,
 });
 
+const MAX_WINDOWS = 32;
 const HOUR_MS = DURATION_UNITS_MS.h;
 const DAY_MS = DURATION_UNITS_MS.d;
 
@@ -224,7 +249,8 @@ const limitsSchema = strict({
   key: parsedBy(parseLimitKey).default({ type: 'ip' }),
   hourly: count(1).optional(),
   daily: count(1).optional(),
-  windows: z.array(windowSchema).optional(),
+  // Every window costs every request of the route some work (and Redis some state): a handful is plenty.
+  windows: z.array(windowSchema).max(MAX_WINDOWS).optional(),
   algorithm: z.enum(['sliding-log', 'sliding-counter']).default('sliding-log'),
   shadow: z.boolean().default(false),
 }).transform((limits, ctx) => {
@@ -327,11 +353,11 @@ const upstreamUrl = parsedBy((input): Parsed<string> => {
 const upstreamSchema = strict({
   url: upstreamUrl,
   timeouts: strict({
-    connect: duration.default(2_000),
+    connect: timeout.default(2_000),
     /** Until the upstream's response headers arrive. */
-    response: duration.default(60_000),
+    response: timeout.default(60_000),
     /** Longest pause while a body streams. */
-    idle: duration.default(30_000),
+    idle: timeout.default(30_000),
   })
     .transform((t) => ({ connectMs: t.connect, responseMs: t.response, idleMs: t.idle }))
     .prefault({}),
@@ -385,10 +411,13 @@ const storeSchema = strict({
       : fail(`${hint}, got ${describeValue(input)}`);
   }).default('redis://127.0.0.1:6379'),
   prefix: z.string().default('floodgate:'),
-  timeout: duration.default(50),
+  timeout: timeout.default(50),
   on_error: z.enum(['local', 'allow', 'deny']).default('local'),
   // true: `url` is one seed node of a Redis Cluster (the limiter's keys carry hash tags).
   cluster: z.boolean().default(false),
+  // Identities the memory store holds at once (type memory, and the on_error: local fallback); past it,
+  // one is evicted, never one that is over its limit while another is not (memory-store.ts).
+  max_keys: count(1).default(100_000),
 }).transform((s) => ({
   type: s.type,
   url: s.url,
@@ -396,11 +425,19 @@ const storeSchema = strict({
   timeoutMs: s.timeout,
   onError: s.on_error,
   cluster: s.cluster,
+  maxKeys: s.max_keys,
 }));
 
 const clientIpSchema = strict({
   trusted_proxies: z.array(parsedBy(parseCidr)).default([]),
-}).transform((c) => ({ trustedProxies: c.trusted_proxies }));
+  // One customer usually holds a whole IPv6 /64: keying each address apart would hand it 2^64 quotas.
+  ipv6_prefix: z
+    .number()
+    .int()
+    .min(1, { error: 'ipv6_prefix must be between 1 and 128' })
+    .max(128, { error: 'ipv6_prefix must be between 1 and 128' })
+    .default(64),
+}).transform((c) => ({ trustedProxies: c.trusted_proxies, ipv6Prefix: c.ipv6_prefix }));
 
 type RouteOut = z.output<typeof routeSchema>;
 
@@ -413,7 +450,10 @@ function shadows(a: RouteOut, b: RouteOut): boolean {
   return b.match.path.startsWith(a.match.path);
 }
 
-export const policySchema = strict({
+/** Far more than a sidecar needs; it keeps the checks across routes (which one shadows which) cheap. */
+const MAX_ROUTES = 1_000;
+
+const policyShape = {
   version: z
     .literal(1, {
       error: (iss) => `unsupported version ${describeValue(iss.input)}; this floodgate reads version 1`,
@@ -424,11 +464,20 @@ export const policySchema = strict({
   store: storeSchema.prefault({}),
   client_ip: clientIpSchema.prefault({}),
   upstreams: z.record(name('upstream'), upstreamSchema),
-  routes: z.array(routeSchema).min(1, { error: 'at least one route is needed' }),
-})
+  routes: z
+    .array(routeSchema)
+    .min(1, { error: 'at least one route is needed' })
+    .max(MAX_ROUTES, { error: `at most ${MAX_ROUTES} routes are allowed` }),
+};
+
+/** The keys a policy may have at its top level. */
+export const POLICY_KEYS: readonly string[] = Object.keys(policyShape);
+
+export const policySchema = strict(policyShape)
   // Cross-references run once every part is valid on its own.
   .superRefine((p, ctx) => {
-    const upstreams = Object.keys(p.upstreams);
+    const names = Object.keys(p.upstreams);
+    const upstreams = names.length > 10 ? [...names.slice(0, 10), `… ${names.length - 10} more`] : names;
     const firstByName = new Map<string, number>();
     p.routes.forEach((r, i) => {
       if (!Object.hasOwn(p.upstreams, r.upstream)) {
@@ -513,8 +562,12 @@ export const policyErrorMap: z.core.$ZodErrorMap = (iss) => {
   switch (iss.code) {
     case 'invalid_type': {
       const key = iss.path?.at(-1);
-      if ((iss.path?.length ?? 0) === 0 && iss.input == null)
-        return 'the policy is empty; it needs at least upstreams and routes';
+      if ((iss.path?.length ?? 0) === 0) {
+        // Quoting a whole file that is no policy (it read as one long string) would only echo it.
+        return iss.input == null
+          ? 'the policy is empty; it needs at least upstreams and routes'
+          : `a policy is a map of keys (${POLICY_KEYS.join(', ')}), not ${kindOf(iss.input)}`;
+      }
       if (iss.input === undefined && key !== undefined) return `missing required key "${String(key)}"`;
       return `expected ${EXPECTED[iss.expected] ?? iss.expected}, got ${describeValue(iss.input)}`;
     }
@@ -524,6 +577,7 @@ export const policyErrorMap: z.core.$ZodErrorMap = (iss) => {
       if (iss.origin === 'array') return `needs at least ${iss.minimum} item${iss.minimum === 1 ? '' : 's'}`;
       return `must be ${iss.inclusive ? 'at least' : 'more than'} ${iss.minimum}, got ${describeValue(iss.input)}`;
     case 'too_big':
+      if (iss.origin === 'array') return `has more than ${iss.maximum} items, the most allowed`;
       return `must be ${iss.inclusive ? 'at most' : 'less than'} ${iss.maximum}, got ${describeValue(iss.input)}`;
     case 'invalid_key':
       return `invalid name ${describeValue(iss.input)}; use ${NAME_HINT}`;
