@@ -1,14 +1,15 @@
 // The route table, compiled once per policy: which route a request takes. Shared by the data plane
 // and `floodgate explain`, so both always agree.
 //
-// Rules (DESIGN §2): a route matches by exact path, or by prefix for a pattern ending in '/*', and by
-// method when it lists methods. The first matching route in declaration order wins.
-// - '/status/*' matches '/status/' and everything under it, but not '/status' (as a directory would);
-//   add an exact route for '/status' when it is wanted.
-// - Methods are compared as given; there is no implicit HEAD for GET.
-// - `path` must already be canonical (http/normalize-path.ts: no query, no dot or empty segments,
-//   lower-cased), which is also the form the schema stores route paths in. The router does no
-//   normalization of its own, so it cannot be fooled by spellings the normalizer has not seen.
+// Rules: a route matches by exact path, or by prefix for a pattern ending in '/*', and by method when
+// it lists methods. The first matching route in declaration order wins.
+// - Request paths arrive canonical (http/normalize-path.ts), which drops a trailing slash, because
+//   upstreams route /status/ and /status alike. So '/status/*' matches '/status' and everything under
+//   it, and an exact '/a/' in a policy is the route '/a'.
+// - A route that allows GET also takes HEAD: Node and Express answer HEAD with the GET handler, so a
+//   HEAD must be counted against the same limits.
+// - The router does no normalization of its own beyond that, so it cannot be fooled by spellings the
+//   normalizer has not seen.
 //
 // Lookup cost does not grow with the number of routes: one Map lookup for the exact path plus one per
 // '/' in the path that could end a configured prefix. Each bucket keeps its routes in declaration order,
@@ -35,6 +36,10 @@ interface Entry<R> {
 
 const SLASH = 0x2f;
 
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
 export function compileRoutes<R extends { readonly match: RouteMatchSpec }>(
   routes: readonly R[],
 ): RouteTable<R> {
@@ -43,14 +48,23 @@ export function compileRoutes<R extends { readonly match: RouteMatchSpec }>(
   // Lengths of configured prefixes: a '/' in the request path only costs a lookup when one ends there.
   const prefixEnds = new Set<number>();
 
-  routes.forEach((route, index) => {
-    const { path, prefix, methods } = route.match;
-    const entry: Entry<R> = { index, route, methods: methods === null ? null : new Set(methods) };
-    const table = prefix ? prefixes : exact;
+  const add = (table: Map<string, Entry<R>[]>, path: string, entry: Entry<R>): void => {
     const bucket = table.get(path);
     if (bucket) bucket.push(entry);
     else table.set(path, [entry]);
-    if (prefix) prefixEnds.add(path.length);
+  };
+  routes.forEach((route, index) => {
+    const { path, prefix, methods } = route.match;
+    const allowed = methods === null ? null : new Set(methods);
+    if (allowed?.has('GET')) allowed.add('HEAD');
+    const entry: Entry<R> = { index, route, methods: allowed };
+    if (prefix) {
+      add(prefixes, path, entry);
+      prefixEnds.add(path.length);
+    }
+    // An exact '/a/' is '/a'; a prefix '/status/*' also takes '/status' (and '/status/', which
+    // arrives as '/status').
+    add(exact, withoutTrailingSlash(path), entry);
   });
 
   return {
