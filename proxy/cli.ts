@@ -4,7 +4,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { explainRequest, parseHeaderArg, summarizePolicy } from './config/describe.js';
 import { loadPolicyFile } from './config/load.js';
-import { PolicyError, startProxy } from './main.js';
+import { DRAIN_MS, PolicyError, startProxy } from './main.js';
 import { createLogger } from './observability/logger.js';
 
 const program = new Command('floodgate')
@@ -34,6 +34,11 @@ program
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down: draining in-flight requests');
+      // close() bounds each of its steps; this is the last resort should one of them still hang.
+      setTimeout(() => {
+        logger.error('shutdown overran its bound; exiting');
+        logger.flush(() => process.exit(1));
+      }, DRAIN_MS + 5_000).unref();
       proxy.close().then(
         () => logger.flush(() => process.exit(0)),
         (err: unknown) => {

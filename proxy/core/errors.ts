@@ -1,5 +1,5 @@
-// Every error the proxy answers with, in one registry: a stable code, its HTTP status,
-// and the JSON body of DESIGN §3. Callers match on `code`, never on a message.
+// Every error the proxy answers with, in one registry: a stable code, its HTTP status and its
+// JSON body (the README's "Proxy responses" lists them). Callers match on `code`, never on a message.
 
 export type ProxyErrorCode =
   | 'NO_ROUTE'
@@ -9,7 +9,9 @@ export type ProxyErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'BAD_GATEWAY'
   | 'GATEWAY_TIMEOUT'
-  | 'BAD_REQUEST';
+  | 'BAD_REQUEST'
+  | 'REQUEST_TIMEOUT'
+  | 'HEADERS_TOO_LARGE';
 
 const STATUS: Record<ProxyErrorCode, number> = {
   NO_ROUTE: 404,
@@ -20,6 +22,8 @@ const STATUS: Record<ProxyErrorCode, number> = {
   BAD_GATEWAY: 502,
   GATEWAY_TIMEOUT: 504,
   BAD_REQUEST: 400,
+  REQUEST_TIMEOUT: 408,
+  HEADERS_TOO_LARGE: 431,
 };
 
 const MESSAGE: Record<ProxyErrorCode, string> = {
@@ -31,13 +35,15 @@ const MESSAGE: Record<ProxyErrorCode, string> = {
   BAD_GATEWAY: 'Bad gateway',
   GATEWAY_TIMEOUT: 'Gateway timeout',
   BAD_REQUEST: 'Bad request',
+  REQUEST_TIMEOUT: 'Request timeout',
+  HEADERS_TOO_LARGE: 'Request header fields too large',
 };
 
 export function statusOf(code: ProxyErrorCode): number {
   return STATUS[code];
 }
 
-/** The JSON body for `code`, with the extra fields DESIGN §3 gives that answer. */
+/** The JSON body for `code`, with the extra fields that answer carries. */
 export function errorBody(code: ProxyErrorCode, extra?: Record<string, unknown>): string {
   return JSON.stringify(extra ? { error: MESSAGE[code], ...extra } : { error: MESSAGE[code] });
 }

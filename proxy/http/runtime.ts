@@ -5,6 +5,7 @@ import type { CircuitBreaker } from '../breaker/circuit-breaker.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
+import { headerIdentity } from './identity.js';
 
 export interface UpstreamRuntime {
   readonly name: string;
@@ -15,8 +16,10 @@ export interface UpstreamRuntime {
 
 export interface RouteLimits {
   readonly limiter: RateLimiter;
-  /** The identity to count under: a header value, or the client IP when it is absent. */
-  readonly keyOf: (req: IncomingMessage, clientIp: string) => string;
+  /** The lower-cased header the limits are keyed by, or null when keyed by IP. */
+  readonly keyHeader: string | null;
+  /** The identity to count under: the header's value, or the client's IP identity when it is absent. */
+  readonly keyOf: (req: IncomingMessage, ipKey: string) => string;
   /** The key /admin/limits looks up for a raw IP or header value. */
   readonly adminKey: (id: string) => string;
   readonly shadow: boolean;
@@ -38,15 +41,18 @@ export interface Runtime {
   readonly routes: ReadonlyMap<string, RouteRuntime>;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
   readonly clientIp: ClientIpResolver;
+  /** IPv6 clients are counted by this many leading bits of their address (identity.ts). */
+  readonly ipv6Prefix: number;
   readonly storeDenies: boolean;
 }
 
-/** Keys are namespaced by kind so a header value can never collide with an IP. */
-export function keyExtractor(header: string | null): (req: IncomingMessage, clientIp: string) => string {
-  if (header === null) return (_req, ip) => 'ip:' + ip;
-  return (req, ip) => {
+/** The identity under which a route keyed by `header` (null: by IP) counts a request. */
+export function keyExtractor(header: string | null): (req: IncomingMessage, ipKey: string) => string {
+  if (header === null) return (_req, ipKey) => ipKey;
+  return (req, ipKey) => {
     const value = req.headers[header];
-    if (typeof value === 'string' && value !== '') return 'h:' + value;
-    return 'ip:' + ip;
+    // A second copy of the header was refused before this (request-headers.ts), so this is a string.
+    if (typeof value === 'string' && value !== '') return headerIdentity(value);
+    return ipKey;
   };
 }

@@ -1,65 +1,100 @@
-// The data plane: route → limits → breaker → forward, in that order, for every request.
+// The data plane: route → headers → limits → breaker → forward, in that order, for every request.
+// One admission path decides; two writers carry its answer out: an HTTP response for plain
+// requests, the raw socket for upgrades (WebSocket). So an upgrade gets exactly the routing, limits,
+// metrics, logs and header rewriting a plain request gets.
 // The runtime is read once at the start of a request, so a reload swaps policies between
 // requests and an in-flight request finishes under the policy it started with.
 import { randomUUID } from 'node:crypto';
 import {
   createServer,
   type IncomingMessage,
+  type OutgoingHttpHeaders,
   type Server,
   type ServerResponse,
   STATUS_CODES,
 } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { tmpdir } from 'node:os';
+import type { Duplex, Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Logger } from 'pino';
-import { errorBody, statusOf } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import { errorBody, type ProxyErrorCode, statusOf } from '../core/errors.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
+import { RejectionLog } from '../observability/rejection-log.js';
 import { isStoreUnavailable } from '../ratelimit/guarded-store.js';
 import { limitHeaders, rejection } from '../ratelimit/headers.js';
 import type { Decision } from '../ratelimit/store.js';
 import { canonicalIp } from './client-ip.js';
-import { forward, type Outcome, sendError, upstreamHeaders } from './forward.js';
+import type { ClientSettings } from './client-settings.js';
+import { forward, type Outcome, sendError } from './forward.js';
+import { ipIdentity } from './identity.js';
 import { normalizeTarget } from './normalize-path.js';
+import { readBody } from './request-body.js';
+import { checkRequestHeaders } from './request-headers.js';
 import type { RouteRuntime, Runtime } from './runtime.js';
 
 /** What metrics record for a request whose client went away before it was answered (nginx's 499). */
 const CLIENT_CLOSED = 499;
 
-const OWN_HEADERS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']);
+/** Refusals after which the connection is closed, as nginx does. */
+const CLOSES: ReadonlySet<ProxyErrorCode> = new Set(['BAD_REQUEST', 'HEADERS_TOO_LARGE', 'REQUEST_TIMEOUT']);
+
+/** Body bytes kept in memory before the rest goes to a temporary file. */
+const BODY_MEMORY_BYTES = 64 * 1024;
+
+/** A client's own X-Request-Id is passed on only when it looks like one. */
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
 export interface DataPlaneDeps {
   readonly runtime: () => Runtime;
   readonly metrics: ProxyMetrics;
   readonly logger: Logger;
+  readonly clock: Clock;
   /** Hashes an identity for logs: raw IPs and API keys never reach a log line. */
   readonly hashId: (id: string) => string;
-  /** How long a client may take to send its request headers (slowloris); default 15 s. */
-  readonly headersTimeoutMs?: number;
+  readonly client: ClientSettings;
 }
 
-const DEFAULT_HEADERS_TIMEOUT_MS = 15_000;
-
-type Admission =
-  | { readonly ok: true; readonly headers: Record<string, string> | null }
-  | { readonly ok: false; readonly status: number };
-
-const PASS: Admission = { ok: true, headers: null };
+/** The admission's answer: refuse with an error, or pass with what the upstream is to receive. */
+type Verdict =
+  | {
+      readonly pass: false;
+      readonly route: RouteRuntime | null;
+      readonly code: ProxyErrorCode;
+      readonly extra?: Record<string, unknown>;
+      readonly headers?: OutgoingHttpHeaders;
+    }
+  | {
+      readonly pass: true;
+      readonly route: RouteRuntime;
+      readonly path: string;
+      /** Upstream request headers, flat [name, value, …]. */
+      readonly headers: string[];
+      /** Rate limit headers for the client's response, or null. */
+      readonly limitHeaders: Record<string, string> | null;
+    };
 
 interface PeerTrust {
   readonly resolver: Runtime['clientIp'];
+  readonly prefix: number;
   readonly peer: string;
   readonly trusted: boolean;
+  /** The peer's rate-limit identity, for untrusted peers (trusted ones speak for someone else). */
+  readonly ipKey: string;
 }
 
 export class DataPlane {
   readonly server: Server;
   private readonly wsProxy = httpProxy.createProxyServer({ ws: true, xfwd: false });
   private readonly wsSettle = new WeakMap<IncomingMessage, (status: number) => void>();
+  private readonly tunnels = new Set<Duplex>();
   private inFlight = 0;
   private readonly peers = new WeakMap<object, PeerTrust>();
+  private readonly rejections: RejectionLog;
+  private readonly tempDir = tmpdir();
 
   constructor(private readonly d: DataPlaneDeps) {
-    const headersTimeout = d.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    const headersTimeout = d.client.headersTimeoutMs;
     const options = {
       requestTimeout: 0,
       headersTimeout,
@@ -67,6 +102,7 @@ export class DataPlane {
       // would otherwise live up to headersTimeout + 30 s.
       connectionsCheckingInterval: Math.min(1_000, headersTimeout),
     };
+    this.rejections = new RejectionLog({ logger: d.logger, clock: d.clock, hashId: d.hashId });
     this.server = createServer(options, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         d.logger.error({ err }, 'request handler failed');
@@ -95,225 +131,311 @@ export class DataPlane {
     return this.inFlight;
   }
 
+  /** Cuts every open WebSocket tunnel: they are not requests a drain could wait out. */
+  closeTunnels(): void {
+    for (const socket of this.tunnels) socket.destroy();
+  }
+
   /**
    * The connection's canonical peer and whether the runtime trusts it, worked out once per connection
    * (and again after a reload), not per request: a trusted-proxy check (net.BlockList) costs microseconds.
    */
   private peerOf(req: IncomingMessage, rt: Runtime): PeerTrust {
     let p = this.peers.get(req.socket);
-    if (p === undefined || p.resolver !== rt.clientIp) {
+    if (p === undefined || p.resolver !== rt.clientIp || p.prefix !== rt.ipv6Prefix) {
       const peer = canonicalIp(req.socket.remoteAddress ?? '');
-      p = { resolver: rt.clientIp, peer, trusted: rt.clientIp.trusts(peer) };
+      p = {
+        resolver: rt.clientIp,
+        prefix: rt.ipv6Prefix,
+        peer,
+        trusted: rt.clientIp.trusts(peer),
+        ipKey: ipIdentity(peer, rt.ipv6Prefix),
+      };
       this.peers.set(req.socket, p);
     }
     return p;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const rt = this.d.runtime();
-    const started = performance.now();
-    const normalized = normalizeTarget(req.url ?? '/');
-    if (normalized === null) {
-      this.d.metrics.countRequest('', '', sendError(res, 'BAD_REQUEST'));
-      return;
-    }
-    const { matchPath, forwardPath } = normalized;
-    const route = rt.match(req.method ?? 'GET', matchPath);
-    if (!route) {
-      this.d.metrics.countRequest('', '', sendError(res, 'NO_ROUTE'));
-      return;
-    }
-    this.inFlight++;
-    const finish = (status: number): void => {
-      this.inFlight--;
-      this.d.metrics.countRequest(route.name, route.upstream.name, status);
-      route.duration.observe((performance.now() - started) / 1000);
-    };
+  /** The one admission path: everything short of the breaker's slot and the body. */
+  private async admit(req: IncomingMessage, rt: Runtime): Promise<Verdict> {
+    const target = normalizeTarget(req.url ?? '/');
+    if (target === null)
+      return { pass: false, route: null, code: 'BAD_REQUEST', extra: { detail: 'request target' } };
+    const route = rt.match(req.method ?? 'GET', target.matchPath);
+    if (!route) return { pass: false, route: null, code: 'NO_ROUTE' };
 
-    // A declared body over max_body is refused before it can use up any of the client's quota;
-    // a chunked body is measured while it streams (forward.ts).
+    // A declared body over max_body is refused before it can use up any of the client's quota.
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.maxBody) {
-      res.shouldKeepAlive = false;
-      return finish(sendError(res, 'PAYLOAD_TOO_LARGE', { max_body: route.maxBody }));
+      return { pass: false, route, code: 'PAYLOAD_TOO_LARGE', extra: { max_body: route.maxBody } };
     }
-
-    const { peer, trusted: trustedHop } = this.peerOf(req, rt);
-    const clientIp = trustedHop ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
-    const admission = route.limits ? await this.admit(rt, route, req, res, clientIp) : PASS;
-    if (!admission.ok) return finish(admission.status);
-    // The client may have left while the limiter decided: there is nothing to forward then, and
-    // nothing the breaker should hear about (a half-read body would otherwise fail as a 502).
-    if (req.socket.destroyed) return finish(CLIENT_CLOSED);
-
-    const { breaker, target } = route.upstream;
-    if (!breaker.canExecute()) {
-      const open = circuitOpen(route);
-      return finish(sendError(res, 'CIRCUIT_OPEN', open.body, { ...open.headers, ...admission.headers }));
-    }
-
-    const headers = upstreamHeaders(req, OWN_HEADERS);
-    headers.push(
-      'x-forwarded-for',
-      forwardedFor(req, peer, trustedHop),
-      'x-forwarded-proto',
-      (trustedHop && first(req.headers['x-forwarded-proto'])) || 'http',
-      'x-forwarded-host',
-      (trustedHop && first(req.headers['x-forwarded-host'])) || req.headers.host || '',
-      'x-request-id',
-      first(req.headers['x-request-id']) || randomUUID(),
-    );
-    forward({
+    const checked = checkRequestHeaders(
       req,
-      res,
-      target,
-      path: forwardPath,
-      headers,
-      responseHeaders: admission.headers,
-      maxBody: route.maxBody,
-      done: (outcome: Outcome, status: number) => {
-        if (outcome === 'success') breaker.recordSuccess(performance.now() - started);
-        else if (outcome === 'failure') breaker.recordFailure();
-        else breaker.release();
-        finish(status);
-      },
-    });
+      route.limits?.keyHeader ?? null,
+      target.authority !== null,
+      this.d.client,
+    );
+    if (!checked.ok) return { pass: false, route, code: checked.code, extra: { detail: checked.detail } };
+
+    const { peer, trusted, ipKey } = this.peerOf(req, rt);
+    const clientIp = trusted ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
+    let headers: Record<string, string> | null = null;
+    if (route.limits) {
+      const limited = await this.limit(rt, route, req, trusted ? ipIdentity(clientIp, rt.ipv6Prefix) : ipKey);
+      if (limited.pass === false) return limited;
+      headers = limited.headers;
+    }
+    // An open circuit answers at once, before a body is read for nothing. The slot itself is taken
+    // only when the request is ready to go (canExecute in the writers).
+    if (route.upstream.breaker.retryAfterMs() > 0) return circuitOpen(route, headers);
+
+    const out = checked.headers;
+    const xff = req.headers['x-forwarded-for'];
+    out.push(
+      'x-forwarded-for',
+      trusted && xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${peer}` : peer,
+      'x-forwarded-proto',
+      (trusted && first(req.headers['x-forwarded-proto'])) || 'http',
+      'x-forwarded-host',
+      (trusted && first(req.headers['x-forwarded-host'])) || target.authority || req.headers.host || '',
+      'x-real-ip',
+      clientIp,
+      'x-request-id',
+      requestId(req.headers['x-request-id']),
+    );
+    if (target.authority !== null) out.push('host', target.authority);
+    const forwarded = req.headers.forwarded;
+    if (trusted && forwarded) out.push('forwarded', `${forwarded}, for=${forwardedNode(peer)}`);
+    return { pass: true, route, path: target.forwardPath, headers: out, limitHeaders: headers };
   }
 
-  /** Applies the route's limits; answers the client itself when the request may not pass. */
-  private async admit(
+  /** Applies the route's limits: the headers to add when the request may pass, or the refusal. */
+  private async limit(
     rt: Runtime,
     route: RouteRuntime,
     req: IncomingMessage,
-    res: ServerResponse,
-    clientIp: string,
-  ): Promise<Admission> {
+    ipKey: string,
+  ): Promise<{ pass: true; headers: Record<string, string> | null } | (Verdict & { pass: false })> {
     const limits = route.limits!;
-    const id = limits.keyOf(req, clientIp);
+    const id = limits.keyOf(req, ipKey);
     let decision: Decision;
     try {
       decision = await limits.limiter.check(id);
     } catch (err) {
       if (!isStoreUnavailable(err)) throw err;
-      if (!rt.storeDenies) return PASS;
-      return {
-        ok: false,
-        status: sendError(res, 'STORE_UNAVAILABLE', undefined, { 'retry-after': '1' }),
-      };
+      if (!rt.storeDenies) return { pass: true, headers: null };
+      return { pass: false, route, code: 'STORE_UNAVAILABLE', headers: { 'retry-after': '1' } };
     }
     const headers = limitHeaders(limits.policyHeader, decision);
     if (decision.allowed) {
       this.d.metrics.countDecision(route.name, 'allowed');
-      return { ok: true, headers };
+      return { pass: true, headers };
     }
     const r = rejection(decision);
-    this.d.logger.warn(
-      {
-        route: route.name,
-        identifier: this.d.hashId(id),
-        limit: r.limit,
-        remaining: 0,
-        window: r.window,
-        retry_after: r.retryAfter,
-        shadow: limits.shadow,
-      },
-      'rate limit exceeded',
-    );
+    this.rejections.record({
+      route: route.name,
+      identity: id,
+      window: r.window,
+      limit: r.limit,
+      retryAfter: r.retryAfter,
+      shadow: limits.shadow,
+    });
     if (limits.shadow) {
       this.d.metrics.countDecision(route.name, 'shadow_limited');
-      return { ok: true, headers };
+      return { pass: true, headers };
     }
     this.d.metrics.countDecision(route.name, 'limited');
-    const body = errorBody('RATE_LIMITED', { limit: r.limit, window: r.window, retry_after: r.retryAfter });
-    res.writeHead(statusOf('RATE_LIMITED'), {
-      ...headers,
-      'retry-after': String(r.retryAfter),
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-    });
-    res.end(body);
-    return { ok: false, status: 429 };
+    return {
+      pass: false,
+      route,
+      code: 'RATE_LIMITED',
+      extra: { limit: r.limit, window: r.window, retry_after: r.retryAfter },
+      headers: { ...headers, 'retry-after': String(r.retryAfter) },
+    };
   }
 
-  /** WebSocket and other upgrades: same route, limits and breaker, then a raw tunnel. */
+  private record(route: RouteRuntime | null, status: number, started: number): void {
+    this.d.metrics.countRequest(route?.name ?? '', route?.upstream.name ?? '', status);
+    route?.duration.observe((performance.now() - started) / 1000);
+  }
+
+  /** The HTTP writer. */
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    this.inFlight++;
+    let route: RouteRuntime | null = null;
+    const finish = (status: number): void => {
+      this.inFlight--;
+      this.record(route, status, started);
+    };
+    const refuse = (
+      code: ProxyErrorCode,
+      extra?: Record<string, unknown>,
+      headers?: OutgoingHttpHeaders,
+    ): void => {
+      // A malformed or too slow request, or a body not read to its end: the connection cannot be
+      // trusted to carry another request.
+      if (CLOSES.has(code) || (hasBody(req) && !req.complete)) res.shouldKeepAlive = false;
+      finish(sendError(res, code, extra, headers));
+    };
+
+    let v: Verdict;
+    try {
+      v = await this.admit(req, this.d.runtime());
+    } catch (err) {
+      this.inFlight--;
+      throw err;
+    }
+    route = v.route;
+    if (!v.pass) return refuse(v.code, v.extra, v.headers);
+
+    let body: Buffer | Readable | null = null;
+    if (hasBody(req)) {
+      const read = await readBody(req, {
+        maxBody: v.route.maxBody,
+        idleTimeoutMs: this.d.client.bodyTimeoutMs,
+        memoryBytes: BODY_MEMORY_BYTES,
+        tempDir: this.tempDir,
+      });
+      if (!read.ok) {
+        if (read.reason === 'too-large') return refuse('PAYLOAD_TOO_LARGE', { max_body: v.route.maxBody });
+        if (read.reason === 'timeout') return refuse('REQUEST_TIMEOUT');
+        return finish(CLIENT_CLOSED);
+      }
+      body = read.body;
+      // A chunked body is sent on with its length, now known.
+      if (req.headers['content-length'] === undefined) v.headers.push('content-length', String(read.length));
+    }
+    // The client may have left while the limiter decided or the body arrived: there is nothing to
+    // forward then, and nothing the breaker should hear about.
+    if (req.socket.destroyed) {
+      if (body !== null && !Buffer.isBuffer(body)) body.destroy();
+      return finish(CLIENT_CLOSED);
+    }
+
+    const { breaker, target } = v.route.upstream;
+    if (!breaker.canExecute()) {
+      if (body !== null && !Buffer.isBuffer(body)) body.destroy();
+      const open = circuitOpen(v.route, v.limitHeaders);
+      return refuse(open.code, open.extra, open.headers);
+    }
+    forward({
+      req,
+      res,
+      target,
+      path: v.path,
+      headers: v.headers,
+      body,
+      responseHeaders: v.limitHeaders,
+      sendTimeoutMs: this.d.client.sendTimeoutMs,
+      done: (outcome: Outcome, status: number) => {
+        if (outcome === 'success') breaker.recordSuccess(performance.now() - started);
+        else if (outcome === 'failure') breaker.recordFailure();
+        else breaker.release();
+        if (body !== null && !Buffer.isBuffer(body)) body.destroy();
+        finish(status);
+      },
+    });
+  }
+
+  /** The upgrade writer: the same admission, then a raw tunnel. */
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const rt = this.d.runtime();
-    const target = normalizeTarget(req.url ?? '/');
-    const route = target && rt.match(req.method ?? 'GET', target.matchPath);
-    // The same answers as handle() gives (DESIGN §3), written on the raw socket.
-    const refuse = (status: number, body: string, headers: Record<string, string> = {}): void => {
-      let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
-      for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+    const started = performance.now();
+    const v = await this.admit(req, this.d.runtime());
+    const refuse = (
+      code: ProxyErrorCode,
+      extra?: Record<string, unknown>,
+      headers?: OutgoingHttpHeaders,
+    ): void => {
+      const status = statusOf(code);
+      const body = errorBody(code, extra);
+      let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+      for (const name in headers) text += `${name}: ${headers[name]}\r\n`;
       socket.end(
-        head +
+        text +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
+      this.record(v.route, status, started);
     };
-    if (!target) return refuse(400, errorBody('BAD_REQUEST'));
-    if (!route) return refuse(404, errorBody('NO_ROUTE'));
-    const peer = canonicalIp(req.socket.remoteAddress ?? '');
-    const trustedHop = rt.clientIp.trusts(peer);
-    const clientIp = trustedHop ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
-    if (route.limits) {
-      try {
-        const decision = await route.limits.limiter.check(route.limits.keyOf(req, clientIp));
-        if (!decision.allowed && !route.limits.shadow) {
-          const r = rejection(decision);
-          return refuse(
-            429,
-            errorBody('RATE_LIMITED', { limit: r.limit, window: r.window, retry_after: r.retryAfter }),
-            { ...limitHeaders(route.limits.policyHeader, decision), 'retry-after': String(r.retryAfter) },
-          );
-        }
-      } catch (err) {
-        if (!isStoreUnavailable(err)) throw err;
-        if (rt.storeDenies) return refuse(503, errorBody('STORE_UNAVAILABLE'), { 'retry-after': '1' });
-      }
-    }
+    if (!v.pass) return refuse(v.code, v.extra, v.headers);
+    const { route } = v;
     const { breaker } = route.upstream;
     if (!breaker.canExecute()) {
-      const open = circuitOpen(route);
-      return refuse(503, errorBody('CIRCUIT_OPEN', open.body), open.headers);
+      const open = circuitOpen(route, v.limitHeaders);
+      return refuse(open.code, open.extra, open.headers);
     }
-    req.url = target.forwardPath;
+    // http-proxy sends req.headers on: replace them with the checked ones, plus the two that make
+    // the request an upgrade.
+    const headers: Record<string, string> = {
+      connection: 'upgrade',
+      upgrade: first(req.headers.upgrade) ?? '',
+    };
+    for (let i = 0; i < v.headers.length; i += 2) {
+      const name = v.headers[i]!.toLowerCase();
+      const prior = headers[name];
+      headers[name] =
+        prior === undefined
+          ? v.headers[i + 1]!
+          : `${prior}${name === 'cookie' ? '; ' : ', '}${v.headers[i + 1]}`;
+    }
+    req.headers = headers;
+    req.url = v.path;
     // The call counts once: the upstream's answer to the upgrade decides; a client that
     // leaves before it does releases the probe slot without counting.
     let settled = false;
-    const settle = (outcome: Outcome): void => {
+    const settle = (outcome: Outcome, status: number): void => {
       if (settled) return;
       settled = true;
       if (outcome === 'success') breaker.recordSuccess();
       else if (outcome === 'failure') breaker.recordFailure();
       else breaker.release();
+      this.record(route, status, started);
     };
     this.wsSettle.set(req, (status) =>
-      settle(route.upstream.target.failureStatuses.has(status) ? 'failure' : 'success'),
+      settle(route.upstream.target.failureStatuses.has(status) ? 'failure' : 'success', status),
     );
-    socket.once('close', () => settle('aborted'));
-    this.wsProxy.ws(req, socket, head, { target: route.upstream.url, xfwd: true }, () => settle('failure'));
+    this.tunnels.add(socket);
+    socket.once('close', () => {
+      this.tunnels.delete(socket);
+      settle('aborted', CLIENT_CLOSED);
+    });
+    this.wsProxy.ws(req, socket, head, { target: route.upstream.url, xfwd: false }, () =>
+      settle('failure', 502),
+    );
   }
 }
 
 /** The 503 of a breaker that refused a call: OPEN with the time it has left, or HALF_OPEN and full. */
-function circuitOpen(route: RouteRuntime): {
-  body: Record<string, unknown>;
-  headers: Record<string, string>;
-} {
+function circuitOpen(
+  route: RouteRuntime,
+  limitHeaders: Record<string, string> | null,
+): Verdict & { pass: false } {
   const { breaker, name } = route.upstream;
   const retryAfter = Math.max(1, Math.ceil(breaker.retryAfterMs() / 1000));
   return {
-    body: { upstream: name, state: breaker.state, retry_after: retryAfter },
-    headers: { 'retry-after': String(retryAfter), 'cache-control': 'no-store' },
+    pass: false,
+    route,
+    code: 'CIRCUIT_OPEN',
+    extra: { upstream: name, state: breaker.state, retry_after: retryAfter },
+    headers: { ...limitHeaders, 'retry-after': String(retryAfter), 'cache-control': 'no-store' },
   };
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** From a trusted hop we extend its chain; from anyone else we start a new one. */
-function forwardedFor(req: IncomingMessage, peer: string, trustedHop: boolean): string {
-  const prior = req.headers['x-forwarded-for'];
-  if (!trustedHop || !prior) return peer;
-  return (Array.isArray(prior) ? prior.join(', ') : prior) + ', ' + peer;
+function requestId(given: string | string[] | undefined): string {
+  const id = first(given);
+  return id !== undefined && REQUEST_ID.test(id) ? id : randomUUID();
+}
+
+/** A node for the Forwarded header: IPv6 addresses are quoted and bracketed (RFC 7239 §6). */
+function forwardedNode(ip: string): string {
+  return ip.includes(':') ? `"[${ip}]"` : ip;
 }

@@ -1,5 +1,5 @@
 // pino JSON logs on stdout. Tests hand in their own destination to read what was logged.
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
@@ -20,7 +20,12 @@ export function createLogger(name: string, destination?: DestinationStream): Log
   );
 }
 
-/** A short, stable stand-in for an identity (IP, API key) in log lines, where the raw value must not go. */
-export function hashForLog(id: string): string {
-  return createHash('sha256').update(id).digest('base64url').slice(0, 12);
+/**
+ * A short stand-in for an identity (IP, API key) in log lines, where the raw value must not go. Keyed
+ * with a secret: an unkeyed hash of an IPv4 address is reversed by trying all 2^32 of them. With no
+ * `secret` (FLOODGATE_LOG_SECRET), each process draws its own, so its hashes match only its own lines.
+ */
+export function logHasher(secret?: string): (id: string) => string {
+  const key = secret || randomBytes(32);
+  return (id) => createHmac('sha256', key).update(id).digest('base64url').slice(0, 12);
 }

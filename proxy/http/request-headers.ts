@@ -1,0 +1,116 @@
+// The client's request headers as the upstream will receive them, checked in one pass. A request
+// whose headers the proxy cannot forward without ambiguity is refused here, as the client's fault,
+// before it costs quota or reaches the HTTP client (which would refuse it too, and the breaker would
+// take that for an upstream failure):
+// - a second Host, Content-Length, Content-Type or Authorization: upstreams disagree on which copy
+//   wins, and undici refuses to send two Hosts;
+// - a second copy of the header a route's limits are keyed by: counted under "a, b" while the
+//   upstream reads "a", it would be a fresh quota;
+// - more than `maxHeaders` headers: a Node upstream keeps only the first ~1,000 lines, so padding
+//   would push out the headers the proxy adds (X-Forwarded-For, X-Request-Id).
+// Dropped on the way: hop-by-hop headers and those the Connection header names (never Host or
+// Content-Length, which would change the request's target or framing), headers the proxy sets
+// itself, names with an underscore (CGI, WSGI and Rack read X_API_KEY as X-API-Key; nginx drops
+// them too), and the admin session cookie, which belongs to the admin listener alone.
+import type { IncomingMessage } from 'node:http';
+import { stripAdminCookie } from './admin-auth.js';
+
+export interface HeaderRules {
+  /** Most header lines a request may carry (431 beyond). */
+  readonly maxHeaders: number;
+  /** Forward names with an underscore (off by default). */
+  readonly underscores: boolean;
+}
+
+export type CheckedHeaders =
+  | { readonly ok: true; readonly headers: string[] }
+  | { readonly ok: false; readonly code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE'; readonly detail: string };
+
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  // Node answers 100-continue itself; undici refuses to send the header on.
+  'expect',
+]);
+
+/** What the proxy writes itself (server.ts): a client's copy never reaches the upstream. */
+const OWN = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-real-ip',
+  'forwarded',
+  'x-request-id',
+]);
+
+const SINGLETONS = new Set(['host', 'content-length', 'content-type', 'authorization']);
+
+/** Headers a Connection token may not remove: they carry the request's target and framing. */
+const PINNED = new Set(['host', 'content-length']);
+
+/** Tokens listed in a Connection header are hop-by-hop for this message too. */
+export function connectionTokens(value: string | string[] | undefined): Set<string> | null {
+  // The usual values name no header: skip the split (every keep-alive upstream response has one).
+  if (!value || value === 'keep-alive' || value === 'close') return null;
+  const tokens = (Array.isArray(value) ? value.join(',') : value).toLowerCase().split(',');
+  const set = new Set<string>();
+  for (const t of tokens) {
+    const name = t.trim();
+    if (name && name !== 'close' && name !== 'keep-alive' && !PINNED.has(name)) set.add(name);
+  }
+  return set.size > 0 ? set : null;
+}
+
+/**
+ * The headers to send upstream as a flat [name, value, …] list (cheaper for undici than an object),
+ * or why the request must be refused. `keyHeader` is the lower-cased header the route's limits are
+ * keyed by, if any; `skipHost` drops the client's Host (an absolute-form target supplies it).
+ */
+export function checkRequestHeaders(
+  req: IncomingMessage,
+  keyHeader: string | null,
+  skipHost: boolean,
+  rules: HeaderRules,
+): CheckedHeaders {
+  const raw = req.rawHeaders;
+  if (raw.length > rules.maxHeaders * 2) {
+    return { ok: false, code: 'HEADERS_TOO_LARGE', detail: `more than ${rules.maxHeaders} headers` };
+  }
+  const extra = connectionTokens(req.headers.connection);
+  let seen: Set<string> | null = null;
+  let keySeen = false;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (SINGLETONS.has(name)) {
+      seen ??= new Set();
+      if (seen.has(name)) return duplicate(raw[i]!);
+      seen.add(name);
+    }
+    if (name === keyHeader) {
+      if (keySeen) return duplicate(raw[i]!);
+      keySeen = true;
+    }
+    if (HOP_BY_HOP.has(name) || OWN.has(name) || extra?.has(name)) continue;
+    if (!rules.underscores && name.includes('_')) continue;
+    if (skipHost && name === 'host') continue;
+    if (name === 'cookie') {
+      const kept = stripAdminCookie(raw[i + 1]!);
+      if (kept !== null) out.push(raw[i]!, kept);
+      continue;
+    }
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return { ok: true, headers: out };
+}
+
+function duplicate(name: string): CheckedHeaders {
+  return { ok: false, code: 'BAD_REQUEST', detail: `more than one ${name} header` };
+}
