@@ -282,6 +282,25 @@ function rateLimitStoreConformance(h: Harness): void {
         clock.advance(9_000);
         expect(await l.isAllowed(id)).toBe(true);
       });
+
+      it('sliding-counter past 2^53 (limit × length): still exact at its boundaries', async () => {
+        // A million days at 2000: limit × W ≈ 1.7e17, the kind of window start-up used to refuse.
+        const W = 86_400_000 * 1_000_000;
+        const L = 2_000;
+        const l = limiter([{ name: 'eon', limit: L, windowMs: W }], 'sliding-counter');
+        const id = key();
+        clock.set(Math.ceil(clock.now() / W) * W); // the start of a fixed window
+        const start = clock.now();
+        const first = await Promise.all(Array.from({ length: L }, () => l.check(id)));
+        expect(first.filter((d) => d.allowed)).toHaveLength(L);
+        expect(first.at(-1)!.windows[0]!.remaining).toBe(0);
+        expect((await l.check(id)).allowed).toBe(false);
+        // Half-way through the next window those hits weigh L/2, so exactly L/2 more fit.
+        clock.set(start + W + W / 2);
+        const second = await Promise.all(Array.from({ length: L / 2 + 1 }, () => l.check(id)));
+        expect(second.filter((d) => d.allowed)).toHaveLength(L / 2);
+        expect(second.at(-1)!.allowed).toBe(false);
+      });
     } else {
       it.each(ALGORITHMS)('%s: windows slide in real time', async (algorithm) => {
         const W = algorithm === 'sliding-log' ? 400 : 300;

@@ -7,7 +7,8 @@
 -- ARGV[2]: epoch ms to use as now, or '' for the server's TIME (so proxies with skewed clocks agree).
 -- ARGV[1 + 2j], ARGV[2 + 2j]: window j's length in ms and its limit.
 -- Returns {now, then per decision: allowed, then per window: remaining, reset_at (ms), retry_after (ms)};
--- the same arithmetic as memory-store.ts decideCounter (integers scaled by W, exact in doubles below 2^53).
+-- the same arithmetic as memory-store.ts decideCounter, operation for operation (integers scaled by W, in
+-- doubles: exact below 2^53, and rounded alike in both beyond it).
 local hit = ARGV[1] == '1'
 local now
 if ARGV[2] == '' then

@@ -24,9 +24,23 @@ describe('validateWindows', () => {
     ['a fractional limit', [{ ...HOURLY, limit: 1.5 }]],
     ['a negative length', [{ ...HOURLY, windowMs: -1 }]],
     ['a fractional length', [{ ...HOURLY, windowMs: 0.5 }]],
-    ['limit × length beyond 2^53', [{ ...HOURLY, limit: 1e9, windowMs: 86_400_000 }]],
   ])('rejects %s', (_, windows) => {
     expect(() => validateWindows(windows as WindowSpec[])).toThrow();
+  });
+
+  it('accepts any safe-integer limit and length: sliding-counter needs no product below 2^53', () => {
+    // A billion a day (limit × length 8.64e16): `floodgate validate` accepted it, and start-up threw.
+    const windows = [
+      { name: 'hourly', limit: 10_000_000, windowMs: 3_600_000 },
+      { name: 'daily', limit: 1_000_000_000, windowMs: 86_400_000 },
+    ];
+    expect(validateWindows(windows)).toEqual(windows);
+    const store = new MemoryRateLimitStore();
+    const l = new RateLimiter({ store, windows, algorithm: 'sliding-counter' });
+    return expect(l.check('a')).resolves.toMatchObject({
+      allowed: true,
+      windows: [{ remaining: 9_999_999 }, { remaining: 999_999_999 }],
+    });
   });
 
   it('returns a frozen copy', () => {
