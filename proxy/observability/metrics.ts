@@ -68,6 +68,12 @@ export class ProxyMetrics {
     help: 'Rate limit store calls that failed or timed out',
     registers: [this.registry],
   });
+  readonly storeEvictions = new Counter({
+    name: 'rate_limit_store_evictions_total',
+    help: 'Identities the memory store forgot to stay within store.max_keys; limited="true": one at or over its limit (the cap is too small for the traffic)',
+    labelNames: ['limited'],
+    registers: [this.registry],
+  });
   readonly storeDuration = new Histogram({
     name: 'rate_limit_store_duration_seconds',
     help: 'Duration of one rate limit store call',

@@ -3,7 +3,7 @@
 // and so must a live reload (POST /admin/reload → 400) of a running proxy process, which keeps serving
 // with its old policy throughout: every request between the reloads still succeeds, and the policy
 // version never moves until a valid file comes back.
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,5 +156,71 @@ describe('fault 6: 50 broken policies', () => {
       `live reload: ${variants.length}/${variants.length} answered 400 with positions, version stayed ${startVersion}, ` +
         `${served}/${variants.length} requests served by the old policy in between, the valid file then accepted`,
     );
+  });
+
+  it('huge, numerous or foreign files: a reload answers quickly, errors are capped, nothing is echoed', async () => {
+    const startVersion = (await getJson<{ version: number }>(`${proxy.admin}/admin/config`)).body.version;
+    // 20,000 unknown keys (189 KB): this blocked /healthz for 7.4 s. 200,000 (2 MB): for over 15 minutes.
+    const keys = (n: number) => base + Array.from({ length: n }, (_, i) => `x${i}: 1`).join('\n') + '\n';
+    const secretLine = 'root:$6$Sa1t$Zm9vYmFyYmF6cXV4c2VjcmV0aGFzaA:19000:0:99999:7:::';
+    const shadow = join(dir, 'shadow');
+    await writeFile(shadow, `${secretLine}\ndaemon:*:19000:0:99999:7:::\n`);
+    const cases: { name: string; install: () => Promise<void> }[] = [
+      { name: '20k unknown keys', install: () => writeFile(policyFile, keys(20_000)) },
+      { name: '200k unknown keys', install: () => writeFile(policyFile, keys(200_000)) },
+      {
+        name: 'a symlink to a shadow file',
+        install: async () => {
+          await rm(policyFile);
+          await symlink(shadow, policyFile);
+        },
+      },
+    ];
+    const problems: string[] = [];
+    const figures: string[] = [];
+    for (const c of cases) {
+      await c.install();
+      // /healthz probed throughout the reload: its slowest answer is how long the loop was blocked.
+      let probing = true;
+      let slowest = 0;
+      const probe = (async () => {
+        while (probing) {
+          const t0 = performance.now();
+          const r = await request(`${proxy.admin}/healthz`);
+          await r.body.dump();
+          slowest = Math.max(slowest, performance.now() - t0);
+        }
+      })();
+      const t0 = performance.now();
+      const r = await request(`${proxy.admin}/admin/reload`, { method: 'POST' });
+      const text = await r.body.text();
+      const reloadMs = performance.now() - t0;
+      probing = false;
+      await probe;
+      const body = JSON.parse(text) as { ok: boolean; errors?: string[] };
+      if (r.statusCode !== 400 || body.ok !== false)
+        problems.push(`${c.name}: reload answered ${r.statusCode}`);
+      const errors = body.errors ?? [];
+      if (errors.length === 0 || errors.length > 21) problems.push(`${c.name}: ${errors.length} errors`);
+      for (const e of errors) if (!POSITIONED.test(e)) problems.push(`${c.name}: not FILE:LINE:COL: ${e}`);
+      if (text.includes('Zm9vYmFy') || text.includes('daemon')) problems.push(`${c.name}: echoed the file`);
+      // Generous for a loaded two-core machine; the quadratic loader took 7.4 s for the first file.
+      if (reloadMs > 3_000) problems.push(`${c.name}: reload took ${Math.round(reloadMs)} ms`);
+      if (slowest > 3_000) problems.push(`${c.name}: /healthz took ${Math.round(slowest)} ms`);
+      figures.push(
+        `${c.name}: 400 in ${Math.round(reloadMs)} ms, /healthz at worst ${Math.round(slowest)} ms, ${errors.length} error lines`,
+      );
+    }
+    expect(problems).toEqual([]);
+    // Nor is the file in the log (the watcher's reloads log their errors too).
+    expect(proxy.output()).not.toContain('Zm9vYmFy');
+
+    await rm(policyFile);
+    await writeFile(policyFile, base);
+    const back = await getJson<{ ok: boolean; version: number }>(`${proxy.admin}/admin/reload`, 'POST');
+    expect(back.body.ok).toBe(true);
+    expect(back.body.version).toBeGreaterThan(startVersion);
+    expect(proxy.child.exitCode).toBeNull();
+    rows.push(figures.join(', '));
   });
 });

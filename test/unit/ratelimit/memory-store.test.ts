@@ -1,5 +1,6 @@
-// What only the memory store has: its bounds (key cap with LRU eviction, expiry reclaim), its growable
-// hit log, and how its state follows a changed window set. The shared contract is in test/conformance.
+// What only the memory store has: its bounds (key cap with eviction that spares limited identities,
+// expiry reclaim), its growable hit log, and how its state follows a changed window set. The shared
+// contract is in test/conformance.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../proxy/core/clock.js';
 import { MemoryRateLimitStore } from '../../../proxy/ratelimit/memory-store.js';
@@ -9,14 +10,16 @@ const MINUTE: readonly WindowSpec[] = [{ name: 'minute', limit: 5, windowMs: 60_
 
 function setup(maxKeys = 100_000) {
   const clock = new ManualClock();
-  return { clock, store: new MemoryRateLimitStore({ clock, maxKeys }) };
+  const evictions = { open: 0, limited: 0 };
+  const onEvict = (limited: boolean) => evictions[limited ? 'limited' : 'open']++;
+  return { clock, evictions, store: new MemoryRateLimitStore({ clock, maxKeys, onEvict }) };
 }
 
 const remaining = (store: MemoryRateLimitStore, key: string, windows = MINUTE) =>
   store.peekSync(key, windows, 'sliding-log').windows.map((w) => w.remaining);
 
 describe('MemoryRateLimitStore', () => {
-  it('holds at most maxKeys keys, evicting the least recently inserted', () => {
+  it('holds at most maxKeys keys, evicting the least recently used', () => {
     const { store } = setup(3);
     for (const k of ['a', 'b', 'c', 'd']) store.hitSync(k, MINUTE, 'sliding-log');
     expect(store.size).toBe(3);
@@ -24,7 +27,7 @@ describe('MemoryRateLimitStore', () => {
     for (const k of ['b', 'c', 'd']) expect(remaining(store, k)).toEqual([4]);
   });
 
-  it('a key hit since it drifted into the older half moves to the back of the eviction order', () => {
+  it('a key that is hit moves to the back of the eviction order', () => {
     const { store } = setup(4);
     for (const k of ['a', 'b', 'c', 'd']) store.hitSync(k, MINUTE, 'sliding-log');
     store.hitSync('a', MINUTE, 'sliding-log'); // a is the oldest: touched, it moves to the back
@@ -123,6 +126,66 @@ describe('MemoryRateLimitStore', () => {
     expect(store.peekSync('counter', after, 'sliding-counter').windows.map((w) => w.remaining)).toEqual([
       5, 197, 10,
     ]);
+  });
+
+  it('an exhausted identity stays limited through a flood of new identities', () => {
+    const { store, evictions } = setup(100);
+    for (const algorithm of ['sliding-log', 'sliding-counter'] as const) {
+      const key = `exhausted-${algorithm}`;
+      for (let i = 0; i < 5; i++) expect(store.hitSync(key, MINUTE, algorithm).allowed).toBe(true);
+      expect(store.hitSync(key, MINUTE, algorithm).allowed).toBe(false);
+      // A hundred times the cap in junk identities, each well under its limit.
+      for (let i = 0; i < 10_000; i++) store.hitSync(`junk-${algorithm}-${i}`, MINUTE, algorithm);
+      expect(store.size).toBe(100);
+      expect(store.hitSync(key, MINUTE, algorithm).allowed).toBe(false);
+    }
+    expect(evictions.limited).toBe(0);
+    expect(evictions.open).toBe(2 * 10_000 - 98);
+  });
+
+  it('an identity at its limit but not yet refused is spared too; one with room left is not', () => {
+    const { store } = setup(3);
+    for (let i = 0; i < 5; i++) store.hitSync('full', MINUTE, 'sliding-log'); // remaining 0
+    for (let i = 0; i < 4; i++) store.hitSync('partial', MINUTE, 'sliding-log'); // remaining 1
+    store.hitSync('new-1', MINUTE, 'sliding-log');
+    store.hitSync('new-2', MINUTE, 'sliding-log'); // evicts partial, the oldest open key
+    expect(remaining(store, 'full')).toEqual([0]);
+    expect(remaining(store, 'partial')).toEqual([5]);
+  });
+
+  it('an identity that has room again (its window slid) rejoins the eviction order on its next hit', () => {
+    const { clock, store, evictions } = setup(2);
+    for (let i = 0; i < 5; i++) store.hitSync('k', MINUTE, 'sliding-log');
+    clock.advance(60_000); // every hit left the window
+    store.hitSync('k', MINUTE, 'sliding-log'); // 1 of 5: open again, and the most recently used
+    store.hitSync('a', MINUTE, 'sliding-log');
+    store.hitSync('b', MINUTE, 'sliding-log'); // evicts k, the least recently used
+    expect(remaining(store, 'k')).toEqual([5]);
+    expect(evictions).toEqual({ open: 1, limited: 0 });
+  });
+
+  it('only when every identity held is limited does the one limited longest ago go, and says so', () => {
+    const { store, evictions } = setup(3);
+    for (const k of ['l1', 'l2', 'l3']) for (let i = 0; i < 5; i++) store.hitSync(k, MINUTE, 'sliding-log');
+    store.hitSync('newcomer', MINUTE, 'sliding-log');
+    expect(evictions).toEqual({ open: 0, limited: 1 });
+    expect(remaining(store, 'l1')).toEqual([5]);
+    // The newcomer is open, so the next newcomer takes its place, not another limited identity.
+    store.hitSync('newcomer-2', MINUTE, 'sliding-log');
+    expect(evictions).toEqual({ open: 1, limited: 1 });
+    expect([remaining(store, 'l2'), remaining(store, 'l3')]).toEqual([[0], [0]]);
+  });
+
+  it('reset forgets a key wherever it is queued', () => {
+    const { store, evictions } = setup(2);
+    for (let i = 0; i < 5; i++) store.hitSync('limited', MINUTE, 'sliding-log');
+    store.hitSync('open', MINUTE, 'sliding-log');
+    void store.reset('limited');
+    void store.reset('open');
+    expect(store.size).toBe(0);
+    for (const k of ['a', 'b', 'c']) store.hitSync(k, MINUTE, 'sliding-log');
+    expect(store.size).toBe(2);
+    expect(evictions).toEqual({ open: 1, limited: 0 });
   });
 
   it('rejects a bad cap', () => {
