@@ -153,14 +153,18 @@ describe.skipIf(!runnable)('dashboard in Chromium', () => {
     upstream.mode = { kind: 'ok' };
 
     // Any page the upstream serves shares the host, so the browser treats it as the same site, and
-    // sends the SameSite=Strict session cookie along. Two tries: a form, and a no-cors fetch.
+    // sends the SameSite=Strict session cookie along. Two tries: a form (posted into a frame, so the
+    // page itself stays put), and a no-cors fetch.
     const reset = `${p.admin}/admin/breakers/transcriber/reset`;
     const attacks = [
       (action: string) => {
+        const frame = document.createElement('iframe');
+        frame.name = 'sink';
         const form = document.createElement('form');
         form.method = 'POST';
         form.action = action;
-        document.body.append(form);
+        form.target = 'sink';
+        document.body.append(frame, form);
         form.submit();
       },
       (url: string) => {
