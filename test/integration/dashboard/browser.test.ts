@@ -156,20 +156,17 @@ describe.skipIf(!runnable)('dashboard in Chromium', () => {
     // sends the SameSite=Strict session cookie along. Two tries: a form (posted into a frame, so the
     // page itself stays put), and a no-cors fetch.
     const reset = `${p.admin}/admin/breakers/transcriber/reset`;
+    // Page-side script, as strings: this file is typed without the DOM.
     const attacks = [
-      (action: string) => {
-        const frame = document.createElement('iframe');
-        frame.name = 'sink';
-        const form = document.createElement('form');
-        form.method = 'POST';
-        form.action = action;
-        form.target = 'sink';
-        document.body.append(frame, form);
-        form.submit();
-      },
-      (url: string) => {
-        void fetch(url, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => null);
-      },
+      `const frame = document.createElement('iframe');
+       frame.name = 'sink';
+       const form = document.createElement('form');
+       form.method = 'POST';
+       form.action = ${JSON.stringify(reset)};
+       form.target = 'sink';
+       document.body.append(frame, form);
+       form.submit();`,
+      `void fetch(${JSON.stringify(reset)}, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => null);`,
     ];
     for (const attack of attacks) {
       const hostile = await page.context().newPage();
@@ -177,7 +174,7 @@ describe.skipIf(!runnable)('dashboard in Chromium', () => {
         await hostile.goto(`${p.url}/status/hostile`);
         const [answer] = await Promise.all([
           hostile.waitForResponse((r) => r.url() === reset, { timeout: UI_TIMEOUT_MS }),
-          hostile.evaluate(attack, reset),
+          hostile.evaluate(attack),
         ]);
         expect(answer.status()).toBe(403);
       } finally {
