@@ -10,10 +10,12 @@ export function summarizePolicy(file: string, policy: Policy): string {
   const routes = policy.routes;
   const upstreams = Object.values(policy.upstreams);
   const s = policy.store;
+  // The memory store's cap matters wherever one is used: as the store, or as on_error: local's fallback.
+  const cap = `max_keys ${s.maxKeys}`;
   const store =
     s.type === 'redis'
-      ? `redis${s.cluster ? ' cluster' : ''} ${redactUrl(s.url)} (on_error ${s.onError})`
-      : 'memory';
+      ? `redis${s.cluster ? ' cluster' : ''} ${redactUrl(s.url)} (on_error ${s.onError}${s.onError === 'local' ? `, ${cap}` : ''})`
+      : `memory (${cap})`;
   const lines = [
     `${file}: ok, ${plural(routes.length, 'route')}, ${plural(upstreams.length, 'upstream')}`,
     `  listen ${address(policy.listen)}, admin ${address(policy.admin.listen)}, store ${store}`,

@@ -52,6 +52,22 @@ describe('summarizePolicy (floodgate validate)', () => {
       ].join('\n'),
     );
   });
+
+  it('names the memory store and its cap, and the credentials-free form of a Redis URL', () => {
+    const summary = (text: string) => {
+      const r = parsePolicy(text, 'p.yaml', {});
+      if (!r.ok) throw new Error(r.errors.join('\n'));
+      return summarizePolicy('p.yaml', r.policy).split('\n')[1];
+    };
+    const memory = TEXT.replace(/^store: .*$/m, 'store: { max_keys: 5000 }');
+    expect(summary(memory)).toBe(
+      '  listen 127.0.0.1:8080, admin 127.0.0.1:9090, store memory (max_keys 5000)',
+    );
+    const local = TEXT.replace(/^store: .*$/m, 'store: { type: redis, url: "redis://r:6379/0?password=pw" }');
+    expect(summary(local)).toBe(
+      '  listen 127.0.0.1:8080, admin 127.0.0.1:9090, store redis redis://r:6379/0?password=*** (on_error local, max_keys 100000)',
+    );
+  });
 });
 
 describe('explainRequest (floodgate explain)', () => {

@@ -578,3 +578,30 @@ describe('hostile policy files', () => {
     ]);
   });
 });
+
+describe('bounds on what a policy holds', () => {
+  const upstreams = `upstreams:\n${Array.from({ length: 12 }, (_, i) => `  u${i}: { url: "http://127.0.0.1:${8000 + i}" }`).join('\n')}\n`;
+  const route = (i: number, extra = '') =>
+    `  - { name: r${i}, match: { path: /r${i} }, upstream: ${extra || 'u0'} }`;
+
+  it('at most 1000 routes', () => {
+    const routes = Array.from({ length: 1_001 }, (_, i) => route(i)).join('\n');
+    expect(errors(parsePolicy(`${upstreams}routes:\n${routes}\n`, 'p.yaml', {}))).toEqual([
+      'p.yaml:15:3: routes: at most 1000 routes are allowed',
+    ]);
+  });
+
+  it('at most 32 windows a route', () => {
+    const windows = Array.from({ length: 33 }, (_, i) => `{ name: w${i}, limit: 10, per: ${i + 1}m }`);
+    const text = `${upstreams}routes:\n  - { name: a, match: { path: /a }, upstream: u0, limits: { windows: [${windows.join(', ')}] } }\n`;
+    expect(errors(parsePolicy(text, 'p.yaml', {}))).toEqual([
+      'p.yaml:15:70: routes[0].limits.windows: has more than 32 items, the most allowed',
+    ]);
+  });
+
+  it('an unknown upstream lists the first 10 defined, then how many more', () => {
+    expect(errors(parsePolicy(`${upstreams}routes:\n${route(0, 'nope')}\n`, 'p.yaml', {}))).toEqual([
+      'p.yaml:15:49: routes[0].upstream: unknown upstream "nope" (defined: u0, u1, u2, u3, u4, u5, u6, u7, u8, u9, … 2 more)',
+    ]);
+  });
+});
