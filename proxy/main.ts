@@ -8,18 +8,20 @@ import { Pool } from 'undici';
 import { CircuitBreaker } from './breaker/circuit-breaker.js';
 import { BreakerRegistry } from './breaker/registry.js';
 import { loadPolicyFile, redactPolicy } from './config/load.js';
-import { type Policy, parseDuration } from './config/schema.js';
+import type { Policy } from './config/schema.js';
 import { sectionHash } from './config/section-hash.js';
 import { type PolicyWatcher, watchPolicyFile } from './config/watch.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { type AdminApi, createAdminServer, type ReloadResult } from './http/admin.js';
-import { compileTrustedProxies } from './http/client-ip.js';
+import { canonicalIp, compileTrustedProxies } from './http/client-ip.js';
+import { clientSettingsFromEnv } from './http/client-settings.js';
 import { Dashboard } from './http/dashboard/dashboard.js';
 import { dashboardSnapshot } from './http/dashboard/snapshot.js';
+import { headerIdentity, ipIdentity } from './http/identity.js';
 import { compileRoutes } from './http/router.js';
 import { keyExtractor, type RouteRuntime, type Runtime, type UpstreamRuntime } from './http/runtime.js';
 import { DataPlane } from './http/server.js';
-import { createLogger, hashForLog, type Logger } from './observability/logger.js';
+import { createLogger, type Logger, logHasher } from './observability/logger.js';
 import { ProxyMetrics } from './observability/metrics.js';
 import { TransitionLog } from './observability/transition-log.js';
 import { GuardedStore } from './ratelimit/guarded-store.js';
@@ -75,6 +77,11 @@ interface PoolEntry {
   readonly pool: Pool;
 }
 
+/** How long a shutdown waits for in-flight requests. */
+export const DRAIN_MS = 10_000;
+/** The bound on each later step of a shutdown (closing listeners, pools, the store). */
+const CLOSE_STEP_MS = 1_000;
+
 const STORE_BREAKER = { failureThreshold: 3, successThreshold: 1, timeoutMs: 1_000, halfOpenMaxCalls: 1 };
 /** Longest a start or reload waits for a new Redis connection before serving with it anyway. */
 const STORE_CONNECT_WAIT_MS = 5_000;
@@ -96,8 +103,12 @@ function firstConnection(redis: ReturnType<typeof connectRedis>): Promise<void> 
 function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger: Logger): StoreBundle {
   const s = policy.store;
   const hash = sectionHash(s);
+  // Label handles made once: under a flood of new identities this runs on every request.
+  const evicted = [false, true].map((l) => metrics.storeEvictions.labels({ limited: String(l) }));
+  const memory = (): MemoryRateLimitStore =>
+    new MemoryRateLimitStore({ clock, maxKeys: s.maxKeys, onEvict: (l) => evicted[l ? 1 : 0]!.inc() });
   if (s.type === 'memory') {
-    const store = new MemoryRateLimitStore({ clock });
+    const store = memory();
     return { hash, store, degraded: () => false, ready: Promise.resolve(), close: () => store.close() };
   }
   // FLOODGATE_REDIS_AUTOPIPELINING=1 turns ioredis auto-pipelining on (off by default; bench/ compares
@@ -122,7 +133,7 @@ function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger:
       timeoutMs: s.cluster ? s.timeoutMs : undefined,
     }),
     breaker,
-    fallback: s.onError === 'local' ? new MemoryRateLimitStore({ clock }) : null,
+    fallback: s.onError === 'local' ? memory() : null,
     observe: (seconds, err) => {
       metrics.storeDuration.observe(seconds);
       if (err !== undefined) metrics.storeErrors.inc();
@@ -161,6 +172,8 @@ async function listen(server: Server, host: string, port: number): Promise<Addre
 }
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
+  const env = o.env ?? process.env;
+  const client = clientSettingsFromEnv(env);
   const logger = o.logger ?? createLogger('floodgate-proxy');
   const clock = o.clock ?? systemClock;
   const metrics = new ProxyMetrics();
@@ -232,8 +245,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
             algorithm: limits.algorithm,
             scope: `${r.name}:${sectionHash(limits).slice(0, 8)}`,
           }),
+          keyHeader: limits.key.type === 'header' ? limits.key.name : null,
           keyOf: keyExtractor(limits.key.type === 'header' ? limits.key.name : null),
-          adminKey: limits.key.type === 'header' ? (id: string) => 'h:' + id : (id: string) => 'ip:' + id,
+          adminKey:
+            limits.key.type === 'header'
+              ? headerIdentity
+              : (id: string) => ipIdentity(canonicalIp(id), p.clientIp.ipv6Prefix),
           shadow: limits.shadow,
           policyHeader: rateLimitPolicy(limits.windows),
         },
@@ -250,6 +267,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       routes,
       upstreams,
       clientIp: compileTrustedProxies(p.clientIp.trustedProxies.map((c) => c.cidr)),
+      ipv6Prefix: p.clientIp.ipv6Prefix,
       storeDenies: p.store.onError === 'deny',
     };
   }
@@ -290,12 +308,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     runtime: () => runtime,
     metrics,
     logger,
-    hashId: hashForLog,
-    headersTimeoutMs: headersTimeoutFromEnv(o.env ?? process.env),
+    clock,
+    hashId: logHasher(env.FLOODGATE_LOG_SECRET),
+    client,
   });
 
   const dashboard = new Dashboard({
     token: () => policy.admin.token,
+    clock,
     transitions,
     snapshot: () =>
       dashboardSnapshot({
@@ -310,6 +330,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
   const admin: AdminApi = {
     token: () => policy.admin.token,
+    clock,
     breakers: () => breakers.metrics(),
     resetBreaker: (name) => breakers.reset(name),
     async limits(routeName, key) {
@@ -358,7 +379,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       return runtime.version;
     },
     reload,
-    async close(drainMs = 10_000) {
+    async close(drainMs = DRAIN_MS) {
       watcher?.close();
       const closed = new Promise<void>((r) => dataPlane.server.close(() => r()));
       dataPlane.server.closeIdleConnections();
@@ -368,27 +389,30 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         dataPlane.server.closeIdleConnections();
       }
       dataPlane.server.closeAllConnections();
-      await closed;
+      dataPlane.closeTunnels();
+      // Past the drain, every step gets a short bound of its own: a socket or peer that does not
+      // answer must not keep the process from exiting.
+      await within(closed, CLOSE_STEP_MS);
       dashboard.close();
       adminServer.closeAllConnections();
-      await new Promise<void>((r) => adminServer.close(() => r()));
-      await Promise.all([...pools.values()].map((e) => e.pool.destroy()));
-      await store.close();
+      await within(new Promise<void>((r) => adminServer.close(() => r())), CLOSE_STEP_MS);
+      await within(Promise.all([...pools.values()].map((e) => e.pool.destroy())), CLOSE_STEP_MS);
+      await within(store.close(), CLOSE_STEP_MS);
       logger.info('proxy stopped');
     },
   };
 }
 
-/**
- * FLOODGATE_HEADERS_TIMEOUT (a duration, default 15s): how long a client may take to send its request
- * headers before the data plane closes the connection. A process setting, like the listeners', not policy.
- */
-function headersTimeoutFromEnv(env: Readonly<Record<string, string | undefined>>): number | undefined {
-  const raw = env.FLOODGATE_HEADERS_TIMEOUT;
-  if (!raw) return undefined;
-  const parsed = parseDuration(raw);
-  if (!parsed.ok) throw new Error(`FLOODGATE_HEADERS_TIMEOUT: ${parsed.error}`);
-  return parsed.value;
+/** Resolves when `p` settles or `ms` have passed, whichever comes first. */
+function within(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    p.then(
+      () => resolve(),
+      () => resolve(),
+    ).finally(() => clearTimeout(timer));
+  });
 }
 
 /** Breaker transitions feed metrics and the seed's structured log events. */

@@ -146,7 +146,10 @@ export interface RouteMatch {
   methods: string[] | null;
 }
 
-/** '/exact' or '/prefix/*'. A prefix matches '/prefix/' and everything under it, not '/prefix' itself. */
+/**
+ * '/exact' or '/prefix/*'. Request paths are matched without a trailing slash (http/normalize-path.ts),
+ * so an exact '/a/' is the route '/a', and a prefix matches '/prefix' and everything under it.
+ */
 export function parseRoutePath(input: unknown): Parsed<Omit<RouteMatch, 'methods'>> {
   if (typeof input !== 'string') return fail(`expected a path, got ${describeValue(input)}`);
   if (!input.startsWith('/')) return fail(`path must start with "/", got ${JSON.stringify(input)}`);
@@ -446,8 +449,17 @@ function shadows(a: RouteOut, b: RouteOut): boolean {
   const methods =
     a.match.methods === null || (b.match.methods?.every((m) => a.match.methods!.includes(m)) ?? false);
   if (!methods) return false;
-  if (!a.match.prefix) return !b.match.prefix && a.match.path === b.match.path;
-  return b.match.path.startsWith(a.match.path);
+  if (!a.match.prefix) return !b.match.prefix && directory(a.match.path) === directory(b.match.path);
+  // A prefix takes everything under it, and its directory itself ('/a/*' takes '/a').
+  return (
+    b.match.path.startsWith(a.match.path) ||
+    (!b.match.prefix && directory(b.match.path) === directory(a.match.path))
+  );
+}
+
+/** A path as routing compares it: without a trailing slash. */
+function directory(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
 /** Far more than a sidecar needs; it keeps the checks across routes (which one shadows which) cheap. */
