@@ -39,6 +39,9 @@ const CLIENT_CLOSED = 499;
 /** Refusals after which the connection is closed, as nginx does. */
 const CLOSES: ReadonlySet<ProxyErrorCode> = new Set(['BAD_REQUEST', 'HEADERS_TOO_LARGE', 'REQUEST_TIMEOUT']);
 
+/** Longest a refused client may go on sending its body before the connection is cut. */
+const LINGER_MS = 5_000;
+
 /** Body bytes kept in memory before the rest goes to a temporary file. */
 const BODY_MEMORY_BYTES = 64 * 1024;
 
@@ -273,9 +276,10 @@ export class DataPlane {
       extra?: Record<string, unknown>,
       headers?: OutgoingHttpHeaders,
     ): void => {
-      // A malformed or too slow request, or a body not read to its end: the connection cannot be
-      // trusted to carry another request.
-      if (CLOSES.has(code) || (hasBody(req) && !req.complete)) res.shouldKeepAlive = false;
+      // A client still sending a body we refuse must be able to read the answer: closing at once
+      // would meet its next bytes with a reset, which can destroy the answer before it is read.
+      if (hasBody(req) && !req.complete && code !== 'REQUEST_TIMEOUT') linger(req, res);
+      else if (CLOSES.has(code) || hasBody(req)) res.shouldKeepAlive = false;
       finish(sendError(res, code, extra, headers));
     };
 
@@ -419,6 +423,20 @@ function circuitOpen(
     extra: { upstream: name, state: breaker.state, retry_after: retryAfter },
     headers: { ...limitHeaders, 'retry-after': String(retryAfter), 'cache-control': 'no-store' },
   };
+}
+
+/**
+ * Lingering close, as nginx does it: once the refusal is sent, read and drop the rest of the body for
+ * up to LINGER_MS, then cut the connection if the client is still sending.
+ */
+function linger(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    if (req.complete) return;
+    const cut = setTimeout(() => req.socket.destroy(), LINGER_MS);
+    req.once('end', () => clearTimeout(cut));
+    req.socket.once('close', () => clearTimeout(cut));
+    req.resume();
+  });
 }
 
 function hasBody(req: IncomingMessage): boolean {
