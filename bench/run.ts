@@ -5,7 +5,7 @@
 //   npx tsx bench/run.ts [--quick] [any other flag is passed to bench/macro/macro.ts]
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { projectPath } from '../proxy/core/paths.js';
+import { projectPath } from '../core/paths.js';
 import { fixed, int, signedMs, table } from './lib/report.js';
 
 const passthrough = process.argv.slice(2);

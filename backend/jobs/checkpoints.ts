@@ -11,7 +11,7 @@
 // O(new segments + maxCheckpoints), independent of the job's length.
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { type Clock, systemClock } from '../../proxy/core/clock.js';
+import { type Clock, systemClock } from '../../core/clock.js';
 
 export interface CheckpointData<S, M> {
   /** Every segment completed so far, in order. Only the ones not yet durable are sent to Redis. */

@@ -21,7 +21,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { projectPath } from '../../proxy/core/paths.js';
+import { projectPath } from '../../core/paths.js';
 import { fixed, int, machine, median, pct, signedMs, table, writeResult } from '../lib/report.js';
 import { type LoadJob, type LoadResult, quantile } from './load.js';
 import {

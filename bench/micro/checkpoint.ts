@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { CheckpointManager } from '../../backend/jobs/checkpoints.js';
-import { projectPath } from '../../proxy/core/paths.js';
+import { projectPath } from '../../core/paths.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SIZES = [10, 1_000] as const;

@@ -3,7 +3,7 @@
 // windows slide with short windows, waiting by bounded polling.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Clock, ManualClock, systemClock } from '../../proxy/core/clock.js';
+import { type Clock, ManualClock, systemClock } from '../../core/clock.js';
 import { RateLimiter } from '../../proxy/ratelimit/limiter.js';
 import { MemoryRateLimitStore } from '../../proxy/ratelimit/memory-store.js';
 import { RedisRateLimitStore } from '../../proxy/ratelimit/redis-store.js';

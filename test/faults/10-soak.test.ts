@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../proxy/core/paths.js';
+import { projectRoot } from '../../core/paths.js';
 import { tonePattern } from '../helpers/audio.js';
 import { type BackendProcess, spawnBackend } from '../helpers/backend-process.js';
 import { tinyGgmlModelPath } from '../helpers/ggml-model.js';

@@ -182,7 +182,7 @@ describe('floodgate transcribe against a stub API server', () => {
     stub.holdAt(3);
     const child: ChildProcess = spawn(
       process.execPath,
-      ['--import', 'tsx', 'proxy/cli.ts', 'transcribe', audio, '--url', stub.url, '--format', 'srt'],
+      ['--import', 'tsx', 'cli/floodgate.ts', 'transcribe', audio, '--url', stub.url, '--format', 'srt'],
       { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';

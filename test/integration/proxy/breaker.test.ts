@@ -4,7 +4,7 @@
 // it on /admin/breakers and in the circuit_breaker_* metrics.
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { getJson, metrics, metricValue, startTestProxy, type TestProxy } from '../../helpers/proxy.js';
 import { type SilentRedis, startSilentRedis } from '../../helpers/redis-server.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';

@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { getJson, metrics, metricValue, startTestProxy, type TestProxy } from '../../helpers/proxy.js';
 import { deletePrefix, newRedis, REDIS_URL, uniquePrefix } from '../../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';

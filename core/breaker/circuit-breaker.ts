@@ -3,7 +3,7 @@
 // injected clock passes the deadline. When to trip is a TripPolicy's decision (policies.ts).
 
 import { EventEmitter } from 'node:events';
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { CircuitBreakerOpenError } from './circuit-breaker-open-error.js';
 import { type TripPolicy, tripPolicyFor } from './policies.js';
 import { type BreakerSettings, type ResolvedBreakerSettings, resolveBreakerSettings } from './settings.js';

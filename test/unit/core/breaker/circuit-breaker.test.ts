@@ -4,12 +4,12 @@ import {
   type BreakerOptions,
   CircuitBreaker,
   type StateChange,
-} from '../../../proxy/breaker/circuit-breaker.js';
+} from '../../../../core/breaker/circuit-breaker.js';
 import {
   CircuitBreakerOpenError,
   isCircuitBreakerOpenError,
-} from '../../../proxy/breaker/circuit-breaker-open-error.js';
-import { ManualClock } from '../../../proxy/core/clock.js';
+} from '../../../../core/breaker/circuit-breaker-open-error.js';
+import { ManualClock } from '../../../../core/clock.js';
 
 const T0 = Date.UTC(2026, 1, 21, 10, 0, 0);
 
@@ -597,7 +597,10 @@ describe('isCircuitBreakerOpenError', () => {
     const error = new CircuitBreakerOpenError('svc', 'OPEN', 1_500);
     expect(isCircuitBreakerOpenError(error)).toBe(true);
     expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', name: 'CircuitBreakerOpenError', retryAfter: 2 });
-    expect(isCircuitBreakerOpenError({ isCircuitBreakerOpenError: true })).toBe(true); // another copy of the module
+    // Another copy of the module makes another class, with the same Symbol.for brand (core/errors.ts).
+    const foreign = { [Symbol.for('floodgate.error')]: 'CircuitBreakerOpenError', code: 'CIRCUIT_OPEN' };
+    expect(isCircuitBreakerOpenError(foreign)).toBe(true);
+    expect(isCircuitBreakerOpenError({ [Symbol.for('floodgate.error')]: 'ApiError' })).toBe(false);
     expect(isCircuitBreakerOpenError(new Error('circuit open'))).toBe(false);
     expect(isCircuitBreakerOpenError(null)).toBe(false);
     expect(isCircuitBreakerOpenError('CIRCUIT_OPEN')).toBe(false);
