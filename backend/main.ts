@@ -58,7 +58,7 @@ export interface RunningBackend {
   close(): Promise<void>;
 }
 
-/** How long shutdown waits for in-flight requests and jobs (DESIGN §1). */
+/** How long shutdown waits for in-flight requests to end and running jobs to checkpoint and return. */
 export const DRAIN_MS = 10_000;
 const ENGINE_RECHECK_MS = 10_000;
 
@@ -250,7 +250,7 @@ export interface BackendCliOptions {
   logger?: Logger;
 }
 
-/** startBackend's options from the environment (DESIGN §1), with flags over them. */
+/** startBackend's options from the environment (backend/config.ts), with flags over them. */
 export function backendOptionsFromEnv(options: BackendCliOptions = {}): StartBackendOptions {
   const env = options.env ?? process.env;
   const settings = settingsFromEnv(env);

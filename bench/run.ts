@@ -1,4 +1,4 @@
-// `npm run bench`: the micro benchmarks, then the macro benchmark, then the chart, then issue 7's
+// `npm run bench`: the micro benchmarks, then the macro benchmark, then the chart, then the performance
 // targets beside the figures just measured. Each step is its own process (as its own npm script runs
 // it), so one step's JIT and heap never colour the next. `--quick` is passed on to every step.
 //

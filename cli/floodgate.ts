@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `floodgate` command (DESIGN §1). Each subcommand parses its arguments and hands off to a
+// The `floodgate` command: proxy, backend, up, validate, explain, model, transcribe. Each subcommand parses its arguments and hands off to a
 // module that does the work; nothing here is reachable from the hot path.
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../core/logger.js';

@@ -1,4 +1,4 @@
-// `npm start`: the whole stack for a newcomer (DESIGN §1). The backend on :8000 and the proxy on
+// `npm start`: the whole stack for a newcomer (the README's Quickstart). The backend on :8000 and the proxy on
 // :8080 in one process, on Redis at $REDIS_URL when it answers, else on a private redis-server
 // under DATA_DIR, else on the proxy's memory store with the backend explaining what is missing.
 import { type ChildProcess, spawn } from 'node:child_process';

@@ -415,7 +415,7 @@ function within(p: Promise<unknown>, ms: number): Promise<void> {
   });
 }
 
-/** Breaker transitions feed metrics and the seed's structured log events. */
+/** Breaker transitions feed metrics and log lines: a warning with the counts on OPEN, info otherwise. */
 function observeBreakers(registry: BreakerRegistry, metrics: ProxyMetrics, logger: Logger): void {
   registry.on('added', (b) => {
     metrics.breakers.setState(b.name, b.state);

@@ -1,4 +1,4 @@
-// The client's HTTP layer over the backend API of DESIGN §6, usually reached through the proxy.
+// The client's HTTP layer over the backend API (backend/api/server.ts), usually reached through the proxy.
 // Every call goes through one retry rule: a 429 or a 503 is waited out for as long as its
 // Retry-After says, a dropped connection is retried with a short backoff, and each wait is reported
 // (the CLI prints it) before it starts. Nothing else is retried: a 4xx is the caller's answer.

@@ -1,4 +1,4 @@
-// The backend's end-to-end cost against whisper.cpp alone (issue 4): the same audio through
+// The backend's end-to-end cost against whisper.cpp alone: the same audio through
 // POST /transcribe → completed (normalize, probe, silence detection, cuts, one whisper process per
 // segment, checkpoints), and through one whisper.cpp run on the whole normalized file. Runs alternate
 // so the ratio holds on a noisy machine. Uses the generated tiny model (real weights cannot be

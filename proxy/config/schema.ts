@@ -1,4 +1,4 @@
-// The one schema of the proxy policy (DESIGN §2). YAML keys go in (snake_case, strict: an unknown key is an
+// The one schema of the proxy policy (the README's "The policy file"). YAML keys go in (snake_case, strict: an unknown key is an
 // error); a normalized shape comes out, ready for the proxy: durations in ms, sizes in bytes, limits as a
 // list of windows, header names lowercased, methods uppercased, addresses split into host and port.
 //

@@ -1,4 +1,4 @@
-// Prometheus metrics of DESIGN §5. One Registry per proxy instance (tests run several in a
+// The proxy's Prometheus metrics (the README's "Metrics and logs"). One Registry per proxy instance (tests run several in a
 // process). Label handles are cached so the hot path does a Map lookup, not a label merge.
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { BreakerMetrics } from '../../core/breaker-metrics.js';

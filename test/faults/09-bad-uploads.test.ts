@@ -1,5 +1,5 @@
 // Fault 9: bad uploads against a backend process (real ffmpeg and whisper.cpp), each answered with its
-// documented status (DESIGN §6): 400 for no file, an empty one or a wrong multipart field, 413 over
+// documented status (backend/errors.ts): 400 for no file, an empty one or a wrong multipart field, 413 over
 // MAX_UPLOAD, 415 for what is not audio; audio that turns out undecodable, or longer than MAX_DURATION,
 // fails its job at validate with invalid_audio (/status failed, /result 422). Job ids with `../` are 404.
 // Nothing is written outside DATA_DIR: the sandbox around it (holding the backend's TMPDIR too) is
@@ -187,8 +187,8 @@ describe('fault 9: bad uploads', () => {
         error: { code: 'invalid_audio' },
       });
     }
-    // Cut in the middle, an MP3 still holds audio: the job transcribes what is there (DESIGN §6 fails
-    // only undecodable or empty audio).
+    // Cut in the middle, an MP3 still holds audio: the job transcribes what is there (a job fails
+    // only on undecodable or empty audio).
     const half = await truncatedCopy(mp3, join(files, 'half.mp3'), size >> 1);
     const r = await post(form('file', await readFile(half), 'audio/mpeg'));
     expect(r.status).toBe(202);

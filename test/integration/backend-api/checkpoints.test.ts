@@ -37,7 +37,7 @@ function manager(options: Partial<ConstructorParameters<typeof CheckpointManager
 }
 
 describe('CheckpointManager', () => {
-  it('returns the seed shape from getLatestCheckpoint', async () => {
+  it('returns the snake_case checkpoint shape from getLatestCheckpoint', async () => {
     const { m } = manager();
     await m.saveCheckpoint({
       jobId: 'abc123',

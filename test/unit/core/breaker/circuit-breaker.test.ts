@@ -62,7 +62,7 @@ function openIt(breaker: CircuitBreaker): void {
   expect(breaker.state).toBe('OPEN');
 }
 
-describe('CircuitBreaker: the seed test', () => {
+describe('CircuitBreaker: open, fail fast, half-open, close', () => {
   it('opens after 3 failures, then fails fast with CircuitBreakerOpenError', async () => {
     const { breaker } = setup({ failureThreshold: 3 });
     for (let i = 0; i < 3; i++) {
@@ -561,7 +561,7 @@ describe('CircuitBreaker: getMetrics and reset', () => {
 });
 
 describe('CircuitBreaker: settings', () => {
-  it('uses the seed defaults', () => {
+  it('uses the documented defaults', () => {
     const breaker = new CircuitBreaker();
     expect(breaker.settings).toMatchObject({
       failureThreshold: 5,
