@@ -1,7 +1,7 @@
-// The backend's settings from the environment (DESIGN §1), parsed and checked once at start-up.
+// The backend's settings from the environment (the README's table under "The backend"), parsed and checked once at start-up.
 // Sizes and durations use the policy file's units, so `MAX_UPLOAD=200mb` reads like the YAML.
 import { join, resolve } from 'node:path';
-import { parseDuration, parseSize } from '../proxy/config/schema.js';
+import { parseDuration, parseSize } from '../core/units.js';
 
 export type BackendRole = 'api' | 'worker' | 'all';
 

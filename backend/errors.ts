@@ -1,5 +1,6 @@
 // Every error the backend answers with or records on a job, in one registry: a stable code, its
 // HTTP status and its public message. Callers match on `code`, never on a message.
+import { FloodgateError, hasBrand } from '../core/errors.js';
 
 export type ApiErrorCode =
   | 'no_file'
@@ -33,22 +34,18 @@ const STATUS: Record<ApiErrorCode, number> = {
 };
 
 /** An error the API turns into `{"error": message, ...extra}` with the code's status. */
-export class ApiError extends Error {
-  readonly isApiError = true;
+export class ApiError extends FloodgateError<ApiErrorCode> {
   constructor(
-    readonly code: ApiErrorCode,
+    code: ApiErrorCode,
     message: string,
     readonly extra?: Record<string, unknown>,
   ) {
-    super(message);
-    this.name = 'ApiError';
+    super('ApiError', code, message);
   }
 }
 
 export function isApiError(error: unknown): error is ApiError {
-  return (
-    typeof error === 'object' && error !== null && (error as { isApiError?: unknown }).isApiError === true
-  );
+  return hasBrand(error, 'ApiError');
 }
 
 export function statusOf(code: ApiErrorCode): number {
@@ -59,27 +56,14 @@ export function statusOf(code: ApiErrorCode): number {
 export type JobErrorCode = 'invalid_audio' | 'invalid_argument' | 'engine_failed' | 'cancelled' | 'internal';
 
 /** A job-level failure. invalid_audio is permanent: the queue does not retry it. */
-export class JobError extends Error {
-  readonly isJobError = true;
-  constructor(
-    readonly code: JobErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'JobError';
+export class JobError extends FloodgateError<JobErrorCode> {
+  constructor(code: JobErrorCode, message: string, options?: { cause?: unknown }) {
+    super('JobError', code, message, options);
   }
 }
 
 export function isJobError(error: unknown, code?: JobErrorCode): error is JobError {
-  if (
-    typeof error !== 'object' ||
-    error === null ||
-    (error as { isJobError?: unknown }).isJobError !== true
-  ) {
-    return false;
-  }
-  return code === undefined || (error as JobError).code === code;
+  return hasBrand(error, 'JobError') && (code === undefined || (error as JobError).code === code);
 }
 
 /** The `code` property of any error (Node's, the media layer's, ours), or undefined. */

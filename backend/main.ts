@@ -4,19 +4,19 @@
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Clock } from '../proxy/core/clock.js';
-import { createLogger } from '../proxy/observability/logger.js';
+import type { Clock } from '../core/clock.js';
+import { createLogger } from '../core/logger.js';
 import type { Readiness } from './api/deps.js';
 import { createApiServer } from './api/server.js';
 import { type BackendRole, parseRole, settingsFromEnv } from './config.js';
 import type { AudioTools } from './jobs/audio-tools.js';
 import { publishCancel, subscribeCancels } from './jobs/cancel-bus.js';
 import { CheckpointManager } from './jobs/checkpoints.js';
-import { createEngineBreaker, guardTranscriber, type Transcriber } from './jobs/engine.js';
+import { createEngineBreaker, guardTranscriber, type Transcriber } from './jobs/guarded-transcriber.js';
+import { createJobHandler } from './jobs/job-handler.js';
 import { JobStore } from './jobs/job-store.js';
-import { createJobHandler } from './jobs/processor.js';
+import { JobRunner } from './jobs/pipeline.js';
 import { JobWorker, TranscriptionQueue } from './jobs/queue.js';
-import { JobRunner } from './jobs/runner.js';
 import { BackendMetrics } from './metrics.js';
 import { DataPaths } from './paths.js';
 
@@ -58,7 +58,7 @@ export interface RunningBackend {
   close(): Promise<void>;
 }
 
-/** How long shutdown waits for in-flight requests and jobs (DESIGN §1). */
+/** How long shutdown waits for in-flight requests to end and running jobs to checkpoint and return. */
 export const DRAIN_MS = 10_000;
 const ENGINE_RECHECK_MS = 10_000;
 
@@ -106,7 +106,7 @@ export async function startBackend(options: StartBackendOptions): Promise<Runnin
   let worker: JobWorker | null = null;
   let engineTimer: NodeJS.Timeout | null = null;
   if (role !== 'api') {
-    const media = options.transcriber && options.audio ? null : await import('./jobs/media-engine.js');
+    const media = options.transcriber && options.audio ? null : await import('./jobs/media-adapters.js');
     const engineConfig = {
       whisperModel: options.whisperModel,
       whisperBinary: options.whisperBinary ?? null,
@@ -250,7 +250,7 @@ export interface BackendCliOptions {
   logger?: Logger;
 }
 
-/** startBackend's options from the environment (DESIGN §1), with flags over them. */
+/** startBackend's options from the environment (backend/config.ts), with flags over them. */
 export function backendOptionsFromEnv(options: BackendCliOptions = {}): StartBackendOptions {
   const env = options.env ?? process.env;
   const settings = settingsFromEnv(env);

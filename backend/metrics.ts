@@ -1,7 +1,7 @@
-// The backend's Prometheus metrics (DESIGN §5). One Registry per backend instance, since tests run
+// The backend's Prometheus metrics (the README's "Metrics and logs"). One Registry per backend instance, since tests run
 // several in one process. Nothing here is labelled by job id: labels stay bounded.
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { BreakerMetrics } from '../proxy/observability/metrics.js';
+import { BreakerMetrics } from '../core/breaker-metrics.js';
 
 export type JobOutcome = 'completed' | 'failed' | 'cancelled';
 

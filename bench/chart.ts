@@ -4,7 +4,7 @@
 //
 //   npx tsx bench/chart.ts [path/to/macro.json]
 import { readFileSync, writeFileSync } from 'node:fs';
-import { projectPath } from '../proxy/core/paths.js';
+import { projectPath } from '../core/paths.js';
 
 interface ScenarioResult {
   readonly id: string;

@@ -1,11 +1,11 @@
-// `npm run bench`: the micro benchmarks, then the macro benchmark, then the chart, then issue 7's
+// `npm run bench`: the micro benchmarks, then the macro benchmark, then the chart, then the performance
 // targets beside the figures just measured. Each step is its own process (as its own npm script runs
 // it), so one step's JIT and heap never colour the next. `--quick` is passed on to every step.
 //
 //   npx tsx bench/run.ts [--quick] [any other flag is passed to bench/macro/macro.ts]
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { projectPath } from '../proxy/core/paths.js';
+import { projectPath } from '../core/paths.js';
 import { fixed, int, signedMs, table } from './lib/report.js';
 
 const passthrough = process.argv.slice(2);

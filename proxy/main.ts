@@ -5,13 +5,14 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import { CircuitBreaker } from './breaker/circuit-breaker.js';
-import { BreakerRegistry } from './breaker/registry.js';
+import { CircuitBreaker } from '../core/breaker/circuit-breaker.js';
+import { BreakerRegistry } from '../core/breaker/registry.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { createLogger, type Logger, logHasher } from '../core/logger.js';
 import { loadPolicyFile, redactPolicy } from './config/load.js';
 import type { Policy } from './config/schema.js';
 import { sectionHash } from './config/section-hash.js';
 import { type PolicyWatcher, watchPolicyFile } from './config/watch.js';
-import { type Clock, systemClock } from './core/clock.js';
 import { type AdminApi, createAdminServer, type ReloadResult } from './http/admin.js';
 import { canonicalIp, compileTrustedProxies } from './http/client-ip.js';
 import { clientSettingsFromEnv } from './http/client-settings.js';
@@ -21,7 +22,6 @@ import { headerIdentity, ipIdentity } from './http/identity.js';
 import { compileRoutes } from './http/router.js';
 import { keyExtractor, type RouteRuntime, type Runtime, type UpstreamRuntime } from './http/runtime.js';
 import { DataPlane } from './http/server.js';
-import { createLogger, type Logger, logHasher } from './observability/logger.js';
 import { ProxyMetrics } from './observability/metrics.js';
 import { TransitionLog } from './observability/transition-log.js';
 import { GuardedStore } from './ratelimit/guarded-store.js';
@@ -415,7 +415,7 @@ function within(p: Promise<unknown>, ms: number): Promise<void> {
   });
 }
 
-/** Breaker transitions feed metrics and the seed's structured log events. */
+/** Breaker transitions feed metrics and log lines: a warning with the counts on OPEN, info otherwise. */
 function observeBreakers(registry: BreakerRegistry, metrics: ProxyMetrics, logger: Logger): void {
   registry.on('added', (b) => {
     metrics.breakers.setState(b.name, b.state);

@@ -1,4 +1,4 @@
-// The backend's HTTP API (DESIGN §6) on plain node:http: a route table, and one place that turns
+// The backend's HTTP API (the README's "The backend") on plain node:http: a route table, and one place that turns
 // errors into `{"error": …}` answers.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ApiError, isApiError } from '../errors.js';

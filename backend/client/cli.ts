@@ -1,4 +1,4 @@
-// `floodgate transcribe AUDIO [--url URL] [--format F] [-o OUT] [--job ID]` (DESIGN §1): the progress
+// `floodgate transcribe AUDIO [--url URL] [--format F] [-o OUT] [--job ID]`: the progress
 // bar (stage, percent, ETA) on stderr, waits and retries said out loud, the transcript to OUT or
 // stdout. Ctrl-C leaves the job running on the server and prints how to pick it up again.
 import { writeFile } from 'node:fs/promises';

@@ -1,9 +1,10 @@
-// The client's HTTP layer over the backend API of DESIGN §6, usually reached through the proxy.
+// The client's HTTP layer over the backend API (backend/api/server.ts), usually reached through the proxy.
 // Every call goes through one retry rule: a 429 or a 503 is waited out for as long as its
 // Retry-After says, a dropped connection is retried with a short backoff, and each wait is reported
 // (the CLI prints it) before it starts. Nothing else is retried: a 4xx is the caller's answer.
 import { setTimeout as delay } from 'node:timers/promises';
 import { type Dispatcher, FormData, request } from 'undici';
+import { FloodgateError, hasBrand } from '../../core/errors.js';
 import type { JobState, JobStatus } from '../jobs/job-store.js';
 
 /** GET /status/ID's body: the backend's own types, so the client cannot drift from them. */
@@ -30,22 +31,18 @@ export type ClientErrorCode =
   | 'unreachable'
   | 'aborted';
 
-export class ClientError extends Error {
-  readonly isClientError = true;
+export class ClientError extends FloodgateError<ClientErrorCode> {
   constructor(
-    readonly code: ClientErrorCode,
+    code: ClientErrorCode,
     message: string,
     readonly status: number | null = null,
   ) {
-    super(message);
-    this.name = 'ClientError';
+    super('ClientError', code, message);
   }
 }
 
 export function isClientError(err: unknown): err is ClientError {
-  return (
-    typeof err === 'object' && err !== null && (err as { isClientError?: unknown }).isClientError === true
-  );
+  return hasBrand(err, 'ClientError');
 }
 
 /** A wait the client is about to do, and why. */

@@ -1,4 +1,4 @@
-// CheckpointManager (DESIGN §7, the seed's Checkpoint Manager): durable progress of a job, so a
+// CheckpointManager: durable progress of a job, so a
 // crashed or stopped worker's job resumes where it stopped.
 //
 // Layout, per job (one hash tag, so a Redis Cluster keeps both keys on one slot):
@@ -11,7 +11,7 @@
 // O(new segments + maxCheckpoints), independent of the job's length.
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { type Clock, systemClock } from '../../proxy/core/clock.js';
+import { type Clock, systemClock } from '../../core/clock.js';
 
 export interface CheckpointData<S, M> {
   /** Every segment completed so far, in order. Only the ones not yet durable are sent to Redis. */
@@ -23,12 +23,12 @@ export interface SaveCheckpointInput<S = unknown, M = Record<string, unknown>> {
   jobId: string;
   stage: string;
   progress: number;
-  /** Index of the last unit of work completed (the seed's "último segmento processado"); -1 for none. */
+  /** Index of the last unit of work completed (the last segment processed); -1 for none. */
   segmentIndex: number;
   data?: CheckpointData<S, M>;
 }
 
-/** The seed's checkpoint shape. */
+/** A checkpoint as getLatestCheckpoint returns it (snake_case: the stored JSON's field names). */
 export interface Checkpoint<S = unknown, M = Record<string, unknown>> {
   job_id: string;
   stage: string;

@@ -19,7 +19,7 @@ export interface JobErrorInfo {
   message: string;
 }
 
-/** The GET /status body (DESIGN §6). */
+/** The GET /status body, as the API answers it and the client reads it. */
 export interface JobStatus {
   job_id: string;
   state: JobState;

@@ -1,4 +1,4 @@
-// The seed's progress weights (DESIGN §6), in one place: status, checkpoints and the runner
+// The progress a job reports after each stage, in one place: status, checkpoints and the pipeline
 // all read them from here.
 
 export type Stage = 'upload' | 'normalize' | 'validate' | 'transcribe' | 'format' | 'done';

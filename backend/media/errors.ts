@@ -1,8 +1,12 @@
 // The one error type of the media layer (ffmpeg, whisper.cpp, child processes). Callers branch on
 // `code`, never on the message: invalid_audio fails a job for good, aborted is a cancellation,
 // and the rest are engine faults that a circuit breaker may count and a retry may cure.
+import { FloodgateError, hasBrand } from '../../core/errors.js';
+import type { ProcessError, ProcessErrorCode, ProcessErrorDetails } from '../../core/process.js';
 
 export type MediaErrorCode =
+  /** engine_unavailable, process_failed, timeout, aborted: as core/process.ts reports them. */
+  | ProcessErrorCode
   /**
    * The input is empty, undecodable, has no audio, or a duration of zero (or over the limit). Its
    * message is shown to the client, so it never holds a path or a tool's output (see stderrTail).
@@ -10,42 +14,19 @@ export type MediaErrorCode =
   | 'invalid_audio'
   /** A caller's argument is unusable (e.g. an unknown language); not the engine's fault. */
   | 'invalid_argument'
-  /** The binary (ffmpeg, whisper.cpp) is missing or cannot be started. */
-  | 'engine_unavailable'
-  /** The process exited non-zero or was killed by someone else. */
-  | 'process_failed'
-  /** The process exceeded its time budget and was killed. */
-  | 'timeout'
-  /** The caller's AbortSignal fired; the process was killed. */
-  | 'aborted'
   /** The process claimed success but its output is missing or unreadable. */
   | 'bad_output';
 
-const BRAND = Symbol.for('floodgate.MediaError');
+export type MediaErrorDetails = ProcessErrorDetails;
 
-export interface MediaErrorDetails {
-  /** The last few KB of the process's stderr, for logs and job errors. */
-  stderrTail?: string;
-  exitCode?: number | null;
-  signal?: NodeJS.Signals | null;
-  command?: string;
-  cause?: unknown;
-}
-
-export class MediaError extends Error {
-  readonly [BRAND] = true;
-  override readonly name = 'MediaError';
+export class MediaError extends FloodgateError<MediaErrorCode> {
   readonly stderrTail: string | undefined;
   readonly exitCode: number | null | undefined;
   readonly signal: NodeJS.Signals | null | undefined;
   readonly command: string | undefined;
 
-  constructor(
-    readonly code: MediaErrorCode,
-    message: string,
-    details: MediaErrorDetails = {},
-  ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+  constructor(code: MediaErrorCode, message: string, details: MediaErrorDetails = {}) {
+    super('MediaError', code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.stderrTail = details.stderrTail;
     this.exitCode = details.exitCode;
     this.signal = details.signal;
@@ -55,10 +36,11 @@ export class MediaError extends Error {
 
 /** True for a MediaError from any copy of this module (the brand survives duplicate loading). */
 export function isMediaError(err: unknown, code?: MediaErrorCode): err is MediaError {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    (err as Record<symbol, unknown>)[BRAND] === true &&
-    (code === undefined || (err as MediaError).code === code)
-  );
+  return hasBrand(err, 'MediaError') && (code === undefined || (err as MediaError).code === code);
+}
+
+/** The media layer's form of a ProcessError from core/process.ts: same code, message and details. */
+export function mediaErrorFrom(err: ProcessError): MediaError {
+  const { code, message, stderrTail, exitCode, signal, command, cause } = err;
+  return new MediaError(code, message, { stderrTail, exitCode, signal, command, cause });
 }

@@ -11,8 +11,8 @@
 import { rename, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import ffmpeg from 'fluent-ffmpeg';
+import { TailBuffer } from '../../core/process.js';
 import { isMediaError, MediaError } from './errors.js';
-import { TailBuffer } from './process.js';
 import type { Silence } from './segment-plan.js';
 
 export interface FfmpegRunOptions {

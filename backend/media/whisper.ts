@@ -10,9 +10,9 @@ import { accessSync, constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { projectRoot } from '../../proxy/core/paths.js';
-import { isMediaError, MediaError } from './errors.js';
-import { runProcess } from './process.js';
+import { projectRoot } from '../../core/paths.js';
+import { isProcessError, runProcess } from '../../core/process.js';
+import { isMediaError, MediaError, mediaErrorFrom } from './errors.js';
 
 export interface TranscriptSegment {
   /** Seconds from the start of the transcribed file. */
@@ -114,7 +114,11 @@ export class WhisperCppTranscriber implements Transcriber {
         outputBase,
         lang,
       );
-      const run = await runProcess(this.options.binary, args, { signal, timeoutMs: this.timeoutMs });
+      const run = await runProcess(this.options.binary, args, { signal, timeoutMs: this.timeoutMs }).catch(
+        (err: unknown) => {
+          throw isProcessError(err) ? mediaErrorFrom(err) : err;
+        },
+      );
       let raw: Buffer;
       try {
         raw = await readFile(`${outputBase}.json`);

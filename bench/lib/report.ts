@@ -1,7 +1,7 @@
 // Small helpers shared by the benchmarks: statistics over rounds, table printing, and where results go.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { projectPath } from '../../proxy/core/paths.js';
+import { projectPath } from '../../core/paths.js';
 
 export function median(xs: readonly number[]): number {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);

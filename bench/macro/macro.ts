@@ -1,4 +1,4 @@
-// The macro benchmark of issue 7: autocannon against the upstream directly, floodgate in its
+// The macro benchmark: autocannon against the upstream directly, floodgate in its
 // configurations, and nginx, alternating scenario by scenario in rounds (A B C … A B C …) so that the
 // ratios hold on a noisy machine. Then a fixed-rate latency test. Prints tables; writes
 // bench/results/macro.json (macro-<scenario>.json for --scenario, macro-only.json for --only).
@@ -21,7 +21,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { projectPath } from '../../proxy/core/paths.js';
+import { projectPath } from '../../core/paths.js';
 import { fixed, int, machine, median, pct, signedMs, table, writeResult } from '../lib/report.js';
 import { type LoadJob, type LoadResult, quantile } from './load.js';
 import {

@@ -1,4 +1,4 @@
-// The backend's end-to-end cost against whisper.cpp alone (issue 4): the same audio through
+// The backend's end-to-end cost against whisper.cpp alone: the same audio through
 // POST /transcribe → completed (normalize, probe, silence detection, cuts, one whisper process per
 // segment, checkpoints), and through one whisper.cpp run on the whole normalized file. Runs alternate
 // so the ratio holds on a noisy machine. Uses the generated tiny model (real weights cannot be
@@ -12,9 +12,9 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { startBackend } from '../../backend/main.js';
 import { normalize } from '../../backend/media/ffmpeg.js';
-import { runProcess } from '../../backend/media/process.js';
 import { locateWhisperBinary, whisperCppArgs } from '../../backend/media/whisper.js';
-import { createLogger } from '../../proxy/observability/logger.js';
+import { createLogger } from '../../core/logger.js';
+import { runProcess } from '../../core/process.js';
 import { tonePattern } from '../../test/helpers/audio.js';
 import { tinyGgmlModelPath } from '../../test/helpers/ggml-model.js';
 import { REDIS_URL, uniquePrefix } from '../../test/helpers/redis.js';

@@ -15,7 +15,7 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { projectPath } from '../../proxy/core/paths.js';
+import { projectPath } from '../../core/paths.js';
 import type { LoadJob, LoadReply, LoadResult } from './load.js';
 
 const children = new Set<ChildProcess>();
@@ -278,11 +278,11 @@ export interface ProxyTargetOptions {
   readonly core: number | null;
   /** Extra node flags (e.g. --cpu-prof). */
   readonly nodeFlags?: readonly string[];
-  /** The compiled CLI to run (default: this checkout's dist/proxy/cli.js), e.g. another build to compare. */
+  /** The compiled CLI to run (default: this checkout's dist/cli/floodgate.js), e.g. another build to compare. */
   readonly cli?: string;
 }
 
-/** Starts `node dist/proxy/cli.js proxy --config FILE`, on port 0; reads its addresses from its log. */
+/** Starts `node dist/cli/floodgate.js proxy --config FILE`, on port 0; reads its addresses from its log. */
 export async function startFloodgate(o: ProxyTargetOptions): Promise<Target> {
   const dir = tempDir();
   const config = join(dir, `${o.name}.yaml`);
@@ -292,7 +292,7 @@ export async function startFloodgate(o: ProxyTargetOptions): Promise<Target> {
   const out = openSync(logFile, 'w');
   const [cmd, args] = pinned(o.core, process.execPath, [
     ...(o.nodeFlags ?? []),
-    o.cli ?? projectPath('dist', 'proxy', 'cli.js'),
+    o.cli ?? projectPath('dist', 'cli', 'floodgate.js'),
     'proxy',
     '--config',
     config,
@@ -457,8 +457,8 @@ export function coreBusy(a: [number, number][] | null, b: [number, number][] | n
 }
 
 /**
- * Builds dist/ (npx tsc -p tsconfig.json) when any proxy source is newer than its compiled file, so the
- * benchmark runs what production runs. Returns what it did, for the log.
+ * Builds dist/ (npx tsc -p tsconfig.json) when any source the proxy runs (cli/, core/, proxy/) is newer
+ * than its compiled file, so the benchmark runs what production runs. Returns what it did, for the log.
  */
 export function ensureBuilt(): string {
   const stale: string[] = [];
@@ -472,10 +472,10 @@ export function ensureBuilt(): string {
       }
     }
   };
-  walk('proxy');
+  for (const dir of ['cli', 'core', 'proxy']) walk(dir);
   if (stale.length === 0) return 'dist/ is up to date';
   const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: projectPath(), encoding: 'utf8' });
-  if (!existsSync(projectPath('dist', 'proxy', 'cli.js')))
+  if (!existsSync(projectPath('dist', 'cli', 'floodgate.js')))
     throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
   if (r.status !== 0)
     return `built dist/ (${stale.length} stale files; tsc reported errors, but emitted:\n${r.stdout.slice(0, 1_000)})`;

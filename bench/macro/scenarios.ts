@@ -1,4 +1,4 @@
-// What the macro benchmark measures: the scenarios of issue 7, the processes they run against, and the
+// What the macro benchmark measures: the numbered scenarios (bench/README.md), the processes they run against, and the
 // policy each floodgate process loads. One floodgate process serves several scenarios (one route each),
 // so only three are needed: the memory store, and Redis with ioredis auto-pipelining off (the default)
 // and on.
@@ -9,7 +9,7 @@ export type TargetId = 'upstream' | 'fg-memory' | 'fg-redis' | 'fg-redis-autopip
 export interface Scenario {
   readonly id: string;
   readonly label: string;
-  /** Its number in issue 7's list. */
+  /** Its scenario number, as bench/README.md numbers them (1-7). */
   readonly issue: number;
   readonly target: TargetId;
   readonly path: string;
@@ -153,7 +153,7 @@ export const GROUPS: Readonly<
   },
 };
 
-/** The targets of issue 7, as ratios between scenarios (numerator / denominator, same run). */
+/** The performance targets, as ratios between scenarios (numerator / denominator, same run). */
 export interface RatioSpec {
   readonly id: string;
   readonly label: string;

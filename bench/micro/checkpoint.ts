@@ -1,6 +1,6 @@
 // Micro benchmark of CheckpointManager.saveCheckpoint: the cost of one save (one more segment
 // completed) for a job that already holds 10 segments and for one that holds 1,000. Saves append
-// only the new segments, so the two should cost about the same; the seed's way (rewrite every
+// only the new segments, so the two should cost about the same; the naive way (rewrite every
 // segment in one JSON value per save) is measured beside it as the baseline that grows with the job.
 // Ratios within one run matter, not absolute numbers (STYLE rule 12).
 //
@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { CheckpointManager } from '../../backend/jobs/checkpoints.js';
-import { projectPath } from '../../proxy/core/paths.js';
+import { projectPath } from '../../core/paths.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SIZES = [10, 1_000] as const;
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
         ),
       );
 
-      // The seed's way: the whole checkpoint, every segment included, rewritten on each save.
+      // The naive way: the whole checkpoint, every segment included, rewritten on each save.
       const rewriteTimes: number[] = [];
       const value = JSON.stringify({
         job_id: 'x',
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
       for (let n = 0; n < WARMUP + SAVES; n++) {
         const key = `${PREFIX}rewrite:${size}:${n}`;
         const t0 = performance.now();
-        // Serialisation is part of the cost: the seed serialises the whole state per save.
+        // Serialisation is part of the cost: the naive way serialises the whole state per save.
         const text = JSON.stringify({
           job_id: 'x',
           stage: 'transcribe',

@@ -7,8 +7,8 @@
 //
 // Prints a table and writes bench/results/micro.json.
 import type { IncomingMessage } from 'node:http';
-import { CircuitBreaker } from '../../proxy/breaker/circuit-breaker.js';
-import { ManualClock } from '../../proxy/core/clock.js';
+import { CircuitBreaker } from '../../core/breaker/circuit-breaker.js';
+import { ManualClock } from '../../core/clock.js';
 import { canonicalIp, compileTrustedProxies } from '../../proxy/http/client-ip.js';
 import { compileRoutes, type RouteMatchSpec } from '../../proxy/http/router.js';
 import { keyExtractor } from '../../proxy/http/runtime.js';

@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { ManualClock } from '../../proxy/core/clock.js';
-import { projectPath } from '../../proxy/core/paths.js';
+import { ManualClock } from '../../core/clock.js';
+import { projectPath } from '../../core/paths.js';
 import { RateLimiter } from '../../proxy/ratelimit/limiter.js';
 import { MemoryRateLimitStore } from '../../proxy/ratelimit/memory-store.js';
 import { RedisRateLimitStore } from '../../proxy/ratelimit/redis-store.js';

@@ -24,7 +24,8 @@ import {
   type YAMLMap,
 } from 'yaml';
 import type { z } from 'zod';
-import { describeValue, POLICY_KEYS, type Policy, validatePolicyData } from './schema.js';
+import { describeValue } from '../../core/units.js';
+import { POLICY_KEYS, type Policy, validatePolicyData } from './schema.js';
 import { stableStringify } from './section-hash.js';
 
 /** Far beyond any real policy (config/proxy.yaml is 3 KB), and parsed in well under a second. */

@@ -3,7 +3,7 @@
 // internals stay private. Who may call what, and from where, is admin-auth.ts's rule; this file
 // applies it to every request before routing.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, systemClock } from '../../core/clock.js';
 import { adminCredential, crossOrigin, hostAllowed } from './admin-auth.js';
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; errors: string[] };

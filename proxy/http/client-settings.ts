@@ -1,6 +1,6 @@
 // How much the data plane tolerates from one client: process settings from the environment, like
 // the listeners', not policy. Each is a size or time limit on something the client controls.
-import { parseTimeout } from '../config/schema.js';
+import { parseTimeout } from '../../core/units.js';
 
 export interface ClientSettings {
   /** FLOODGATE_HEADERS_TIMEOUT: longest a client may take to send its request headers (slowloris). */

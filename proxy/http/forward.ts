@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
-import { classifyUpstreamError, errorBody, type ProxyErrorCode, statusOf } from '../core/errors.js';
+import { classifyUpstreamError, errorBody, type ProxyErrorCode, statusOf } from './errors.js';
 import { connectionTokens, HOP_BY_HOP } from './request-headers.js';
 
 /** How a forwarded call ended, from the breaker's point of view. */

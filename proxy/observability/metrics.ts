@@ -1,50 +1,10 @@
-// Prometheus metrics of DESIGN §5. One Registry per proxy instance (tests run several in a
+// The proxy's Prometheus metrics (the README's "Metrics and logs"). One Registry per proxy instance (tests run several in a
 // process). Label handles are cached so the hot path does a Map lookup, not a label merge.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { BreakerMetrics } from '../../core/breaker-metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
-
-export const BREAKER_STATE_VALUE = { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 } as const;
-
-export type BreakerStateName = keyof typeof BREAKER_STATE_VALUE;
-
-/** The breaker metrics, shared by the proxy and the backend. */
-export class BreakerMetrics {
-  readonly state: Gauge<'service'>;
-  readonly failures: Counter<'service'>;
-  readonly transitions: Counter<'service' | 'to'>;
-
-  constructor(registry: Registry) {
-    this.state = new Gauge({
-      name: 'circuit_breaker_state',
-      help: 'Circuit breaker state (0 CLOSED, 1 OPEN, 2 HALF_OPEN)',
-      labelNames: ['service'],
-      registers: [registry],
-    });
-    this.failures = new Counter({
-      name: 'circuit_breaker_failures_total',
-      help: 'Calls the circuit breaker counted as failures',
-      labelNames: ['service'],
-      registers: [registry],
-    });
-    this.transitions = new Counter({
-      name: 'circuit_breaker_transitions_total',
-      help: 'Circuit breaker state transitions',
-      labelNames: ['service', 'to'],
-      registers: [registry],
-    });
-  }
-
-  setState(service: string, state: BreakerStateName): void {
-    this.state.set({ service }, BREAKER_STATE_VALUE[state]);
-  }
-
-  transition(service: string, to: BreakerStateName): void {
-    this.setState(service, to);
-    this.transitions.inc({ service, to });
-  }
-}
 
 export type Decision = 'allowed' | 'limited' | 'shadow_limited';
 

@@ -4,7 +4,7 @@
 // counts the rejections since that identity's previous line, and no more than `perSecond` lines in
 // all, whose `unlogged` field counts the lines the budget dropped since the last one written.
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 
 export interface Rejection {
   readonly route: string;

@@ -2,8 +2,8 @@
 // like metrics do, so breakers a reload creates are followed, and it holds a fixed number of
 // entries whatever the traffic.
 import { EventEmitter } from 'node:events';
-import type { StateChange } from '../breaker/circuit-breaker.js';
-import type { BreakerRegistry } from '../breaker/registry.js';
+import type { StateChange } from '../../core/breaker/circuit-breaker.js';
+import type { BreakerRegistry } from '../../core/breaker/registry.js';
 
 export type TransitionLogEvents = { transition: [change: StateChange] };
 

@@ -1,4 +1,4 @@
-// DESIGN §3 rate limit headers and the 429 answer, as pure functions of a Decision. The one value that
+// The rate limit headers (RateLimit, RateLimit-Policy, Retry-After) and the 429 answer, as pure functions of a Decision. The one value that
 // depends only on the window set, RateLimit-Policy, is built once per route (rateLimitPolicy) and passed
 // in, so the hot path only formats numbers.
 import type { Decision, WindowSpec, WindowState } from './store.js';

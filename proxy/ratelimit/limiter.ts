@@ -1,4 +1,4 @@
-// The rate limiter of DESIGN §7: one identity's requests against a set of windows, kept in a store.
+// The rate limiter: one identity's requests against a set of windows, kept in a store.
 // The proxy builds one per route at configuration time and calls check() on the hot path.
 import { createHmac, hash } from 'node:crypto';
 import type { Algorithm, Decision, RateLimitStore, WindowSpec } from './store.js';
@@ -17,7 +17,7 @@ export interface RateLimiterOptions {
   readonly secret?: string;
 }
 
-/** One window as /admin/limits shows it (DESIGN §4): times in epoch seconds and seconds. */
+/** One window as /admin/limits shows it: times in epoch seconds and seconds. */
 export interface LimitInfoWindow {
   readonly name: string;
   readonly limit: number;

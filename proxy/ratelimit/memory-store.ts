@@ -21,7 +21,7 @@
 // about 0.4 KB plus 8 bytes per hit held (up to the largest limit: ~8 KB for 1000/day). So the default
 // 100,000 keys cost about 40 MB with sliding-counter or small limits; size maxKeys with that product in
 // mind, or pick sliding-counter for keys of high cardinality.
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, systemClock } from '../../core/clock.js';
 import type { Algorithm, Decision, RateLimitStore, WindowSpec, WindowState } from './store.js';
 
 export interface MemoryRateLimitStoreOptions {

@@ -30,8 +30,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
-import type { Clock } from '../core/clock.js';
-import { projectPath } from '../core/paths.js';
+import type { Clock } from '../../core/clock.js';
+import { projectPath } from '../../core/paths.js';
 import type { Algorithm, Decision, RateLimitStore, WindowSpec, WindowState } from './store.js';
 
 export interface RedisRateLimitStoreOptions {

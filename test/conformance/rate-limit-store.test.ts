@@ -3,7 +3,7 @@
 // windows slide with short windows, waiting by bounded polling.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Clock, ManualClock, systemClock } from '../../proxy/core/clock.js';
+import { type Clock, ManualClock, systemClock } from '../../core/clock.js';
 import { RateLimiter } from '../../proxy/ratelimit/limiter.js';
 import { MemoryRateLimitStore } from '../../proxy/ratelimit/memory-store.js';
 import { RedisRateLimitStore } from '../../proxy/ratelimit/redis-store.js';
@@ -72,7 +72,7 @@ function rateLimitStoreConformance(h: Harness): void {
     afterAll(() => h.close());
 
     describe.each(ALGORITHMS)('%s', (algorithm) => {
-      it("the seed's test: 5 allowed, the 6th denied, retry_after > 0", async () => {
+      it('the basic case: 5 allowed, the 6th denied, retry_after > 0', async () => {
         const l = limiter([{ name: 'minute', limit: 5, windowMs: 60_000 }], algorithm);
         const id = key();
         for (let i = 0; i < 5; i++) expect(await l.isAllowed(id)).toBe(true);

@@ -2,7 +2,7 @@
 // The breaker's transitions (read from the proxy's log and metrics) must be exactly those the config
 // implies; OPEN must keep every request off the upstream; HALF_OPEN must admit exactly
 // half_open_max_calls probes out of a concurrent burst (no thundering herd), refusing the rest with the
-// DESIGN §3 HALF_OPEN answer; and a slow upstream must give 504 after timeouts.response, not later.
+// 503 HALF_OPEN answer (the README's "What each failure does"); and a slow upstream must give 504 after timeouts.response, not later.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../proxy/core/paths.js';
+import { projectRoot } from '../../core/paths.js';
 import { tonePattern } from '../helpers/audio.js';
 import { type BackendProcess, spawnBackend } from '../helpers/backend-process.js';
 import { tinyGgmlModelPath } from '../helpers/ggml-model.js';

@@ -1,5 +1,5 @@
 // Fault 9: bad uploads against a backend process (real ffmpeg and whisper.cpp), each answered with its
-// documented status (DESIGN §6): 400 for no file, an empty one or a wrong multipart field, 413 over
+// documented status (backend/errors.ts): 400 for no file, an empty one or a wrong multipart field, 413 over
 // MAX_UPLOAD, 415 for what is not audio; audio that turns out undecodable, or longer than MAX_DURATION,
 // fails its job at validate with invalid_audio (/status failed, /result 422). Job ids with `../` are 404.
 // Nothing is written outside DATA_DIR: the sandbox around it (holding the backend's TMPDIR too) is
@@ -11,8 +11,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runProcess } from '../../backend/media/process.js';
-import { projectRoot } from '../../proxy/core/paths.js';
+import { projectRoot } from '../../core/paths.js';
+import { runProcess } from '../../core/process.js';
 import { randomBytesFile, tonePattern, truncatedCopy } from '../helpers/audio.js';
 import { type BackendProcess, spawnBackend } from '../helpers/backend-process.js';
 import { tinyGgmlModelPath } from '../helpers/ggml-model.js';
@@ -187,8 +187,8 @@ describe('fault 9: bad uploads', () => {
         error: { code: 'invalid_audio' },
       });
     }
-    // Cut in the middle, an MP3 still holds audio: the job transcribes what is there (DESIGN §6 fails
-    // only undecodable or empty audio).
+    // Cut in the middle, an MP3 still holds audio: the job transcribes what is there (a job fails
+    // only on undecodable or empty audio).
     const half = await truncatedCopy(mp3, join(files, 'half.mp3'), size >> 1);
     const r = await post(form('file', await readFile(half), 'audio/mpeg'));
     expect(r.status).toBe(202);

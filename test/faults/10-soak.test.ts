@@ -8,7 +8,7 @@
 // A burst of traffic before the soak, and after the restart, warms the processes up (see WARM_UP_MS).
 // The only answers other than 2xx allowed are the greedy client's 429s, and, during the restart, the
 // 502 of an unreachable upstream (or a dropped connection) and the 503 of the open circuit, all with
-// their DESIGN §3 bodies. No upload and no job may be lost. The RSS of both processes is sampled every
+// their documented bodies (proxy/http/errors.ts). No upload and no job may be lost. The RSS of both processes is sampled every
 // second, each sample right after a full GC in the process (lib/gc-on-signal.cjs), so that it counts
 // memory kept rather than garbage; the least-squares slope over the second half must stay under
 // 5 MB/min, and is reported.
@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../proxy/core/paths.js';
+import { projectRoot } from '../../core/paths.js';
 import { tonePattern } from '../helpers/audio.js';
 import { type BackendProcess, spawnBackend } from '../helpers/backend-process.js';
 import { tinyGgmlModelPath } from '../helpers/ggml-model.js';

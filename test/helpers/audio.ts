@@ -2,7 +2,7 @@
 // silences of exact lengths, espeak-ng where real words help. Every call uses an argument array.
 import { randomBytes } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
-import { runProcess } from '../../backend/media/process.js';
+import { runProcess } from '../../core/process.js';
 
 export interface TonePatternOptions {
   /** Total length; must be positive (lavfi sources without a bound run forever). */

@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { projectRoot } from '../../proxy/core/paths.js';
+import { projectRoot } from '../../core/paths.js';
 import { waitFor } from './wait.js';
 
 export interface BackendProcessOptions {

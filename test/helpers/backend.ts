@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { AudioTools } from '../../backend/jobs/audio-tools.js';
-import type { TranscribeOptions, Transcriber } from '../../backend/jobs/engine.js';
+import type { TranscribeOptions, Transcriber } from '../../backend/jobs/guarded-transcriber.js';
 import { type RunningBackend, type StartBackendOptions, startBackend } from '../../backend/main.js';
 import { REDIS_URL, uniquePrefix } from './redis.js';
 

@@ -1,5 +1,5 @@
 // Starting the proxy for integration tests: in-process (startProxy, so a test can hand it a ManualClock
-// and read its logs) or as a child process (`node --import tsx proxy/cli.ts proxy`, for signals, memory
+// and read its logs) or as a child process (`node --import tsx cli/floodgate.ts proxy`, for signals, memory
 // and several processes). Policies are plain objects written as YAML to a temp file; listeners default to
 // 127.0.0.1:0, and the real ports are read back from the proxy.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import type { Clock } from '../../proxy/core/clock.js';
+import type { Clock } from '../../core/clock.js';
+import { createLogger } from '../../core/logger.js';
 import { type RunningProxy, startProxy } from '../../proxy/main.js';
-import { createLogger } from '../../proxy/observability/logger.js';
 import { waitFor } from './wait.js';
 
 export type PolicyDoc = Record<string, unknown>;
@@ -116,7 +116,7 @@ export async function spawnProxy(
 ): Promise<ChildProxy> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'proxy/cli.ts', 'proxy', '--config', configFile],
+    ['--import', 'tsx', 'cli/floodgate.ts', 'proxy', '--config', configFile],
     {
       cwd: PROJECT_ROOT,
       env: { ...process.env, LOG_LEVEL: 'info', ...env },
@@ -185,7 +185,7 @@ export async function runCli(
   args: string[],
   env: Record<string, string | undefined> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'proxy/cli.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/floodgate.ts', ...args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,8 +12,8 @@
 // maxPendingBytes wait for it, rather than buffered for as long as it stays connected.
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Clock, systemClock } from '../../core/clock.js';
-import { projectPath } from '../../core/paths.js';
+import { type Clock, systemClock } from '../../../core/clock.js';
+import { projectPath } from '../../../core/paths.js';
 import type { TransitionLog } from '../../observability/transition-log.js';
 import { json } from '../admin.js';
 import { bearerMatches, cookieMatches, sessionCookie, tokenMatches } from '../admin-auth.js';

@@ -2,7 +2,7 @@
 // per-route request and decision totals (the page turns consecutive totals into rates), store health
 // and the policy in force. Totals come from the same counters /metrics exposes, so the page and
 // Prometheus never disagree.
-import type { BreakerMetrics, CircuitBreaker, StateName } from '../../breaker/circuit-breaker.js';
+import type { BreakerMetrics, CircuitBreaker, StateName } from '../../../core/breaker/circuit-breaker.js';
 import type { ProxyMetrics } from '../../observability/metrics.js';
 import type { TransitionLog } from '../../observability/transition-log.js';
 import type { Runtime } from '../runtime.js';

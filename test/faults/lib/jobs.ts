@@ -1,4 +1,4 @@
-// Talking to the backend's job API (DESIGN §6) from fault tests: submit, poll, fetch the result.
+// Talking to the backend's job API (backend/api/server.ts) from fault tests: submit, poll, fetch the result.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { JobStatus } from '../../../backend/jobs/job-store.js';

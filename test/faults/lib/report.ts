@@ -3,7 +3,7 @@
 // run in parallel processes never interleave within a row.
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { projectRoot } from '../../../proxy/core/paths.js';
+import { projectRoot } from '../../../core/paths.js';
 
 export const REPORT_FILE = join(projectRoot(), 'test', 'artifacts', 'faults-report.md');
 

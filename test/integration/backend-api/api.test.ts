@@ -1,4 +1,4 @@
-// The backend HTTP API (DESIGN §6) in-process, with real Redis and BullMQ and a fake engine.
+// The backend HTTP API in-process, with real Redis and BullMQ and a fake engine.
 
 import { readdir } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';

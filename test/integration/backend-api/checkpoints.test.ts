@@ -2,7 +2,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointManager, type CheckpointSaved } from '../../../backend/jobs/checkpoints.js';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { deletePrefix, newRedis, uniquePrefix } from '../../helpers/redis.js';
 
 interface Seg {
@@ -37,7 +37,7 @@ function manager(options: Partial<ConstructorParameters<typeof CheckpointManager
 }
 
 describe('CheckpointManager', () => {
-  it('returns the seed shape from getLatestCheckpoint', async () => {
+  it('returns the snake_case checkpoint shape from getLatestCheckpoint', async () => {
     const { m } = manager();
     await m.saveCheckpoint({
       jobId: 'abc123',

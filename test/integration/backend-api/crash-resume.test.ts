@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../../proxy/core/paths.js';
+import { projectRoot } from '../../../core/paths.js';
 import { tonePattern } from '../../helpers/audio.js';
 import { type BackendProcess, spawnBackend } from '../../helpers/backend-process.js';
 import { tinyGgmlModelPath } from '../../helpers/ggml-model.js';
@@ -156,7 +156,7 @@ describe('crash and resume with real whisper.cpp', () => {
     const metrics = await (await fetch(`${second.url}/metrics`)).text();
     expect(metrics).toMatch(/^checkpoint_recoveries_total 1$/m);
 
-    // SIGTERM ends the process cleanly (DESIGN §1).
+    // SIGTERM ends the process cleanly: running jobs are checkpointed and handed back.
     second.child.kill('SIGTERM');
     expect(await second.exited).toEqual({ code: 0, signal: null });
     // Two process starts, two jobs and a lease expiry: well past the default 30 s on a busy machine.

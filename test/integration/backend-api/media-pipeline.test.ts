@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAudioTools } from '../../../backend/jobs/media-engine.js';
+import { createAudioTools } from '../../../backend/jobs/media-adapters.js';
 import { randomBytesFile, tonePattern, truncatedCopy } from '../../helpers/audio.js';
 import { startTestBackend, type TestBackend } from '../../helpers/backend.js';
 import { deletePrefix, newRedis } from '../../helpers/redis.js';

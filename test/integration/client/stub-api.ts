@@ -1,6 +1,6 @@
-// A small fake of the backend API of DESIGN §6, for the client's tests: POST /transcribe (multipart,
+// A small fake of the backend API (backend/api/server.ts), for the client's tests: POST /transcribe (multipart,
 // field `file`, parsed with busboy as the real one does), GET /status/ID walking a job through the
-// seed's stages one poll at a time, GET /result/ID?format= in the four formats, DELETE /jobs/ID.
+// pipeline's stages one poll at a time, GET /result/ID?format= in the four formats, DELETE /jobs/ID.
 // A test can queue answers (a 429 or 503 with Retry-After) ahead of the real ones, hold a job in a
 // stage, and read back every request it saw.
 import { once } from 'node:events';
@@ -31,7 +31,7 @@ export interface QueuedAnswer {
   body?: Record<string, unknown>;
 }
 
-/** The seed's stages and progress (DESIGN §6), one per poll. */
+/** The pipeline's stages and progress (backend/jobs/progress.ts), one per poll. */
 export const STEPS = [
   { state: 'queued', stage: 'upload', progress: 0.1, segments_done: 0, segments_total: 0 },
   { state: 'running', stage: 'normalize', progress: 0.25, segments_done: 0, segments_total: 0 },

@@ -1,4 +1,4 @@
-// `floodgate transcribe` against a stub API server (stub-api.ts, the DESIGN §6 shapes on a real
+// `floodgate transcribe` against a stub API server (stub-api.ts, the backend API's shapes on a real
 // loopback socket): the upload is a streamed multipart form, progress is read poll by poll, 429 and
 // 503 are waited out for their Retry-After and retried (and said so), the transcript lands in a file
 // in each format, Ctrl-C on the real command leaves the job running (no DELETE) and prints how to
@@ -68,7 +68,7 @@ describe('floodgate transcribe against a stub API server', () => {
       }),
     ]);
     expect(stub.uploads[0]!.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
-    // One status per poll, in the seed's order, each consumed.
+    // One status per poll, in the pipeline's order, each consumed.
     expect(seen.map((s) => [s.stage, s.progress])).toEqual(STEPS.map((s) => [s.stage, s.progress]));
     expect(t.body.toString()).toBe(expectedResult(t.jobId, 'txt'));
     expect(stub.requests.at(-1)).toBe(`GET /result/${t.jobId}`);
@@ -182,7 +182,7 @@ describe('floodgate transcribe against a stub API server', () => {
     stub.holdAt(3);
     const child: ChildProcess = spawn(
       process.execPath,
-      ['--import', 'tsx', 'proxy/cli.ts', 'transcribe', audio, '--url', stub.url, '--format', 'srt'],
+      ['--import', 'tsx', 'cli/floodgate.ts', 'transcribe', audio, '--url', stub.url, '--format', 'srt'],
       { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';

@@ -7,7 +7,7 @@
 import { createHmac } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import type { DashboardSnapshot } from '../../../proxy/http/dashboard/snapshot.js';
 import { startTestProxy, type TestProxy, writePolicy } from '../../helpers/proxy.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';

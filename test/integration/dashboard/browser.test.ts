@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { PROJECT_ROOT, startTestProxy, type TestProxy } from '../../helpers/proxy.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
 

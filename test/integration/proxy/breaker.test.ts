@@ -1,10 +1,10 @@
 // The upstream breaker through a real proxy and upstream, on a manual clock: it opens after
-// failure_threshold failures (failure statuses and connect errors), fails fast with the DESIGN §3 answer,
+// failure_threshold failures (failure statuses and connect errors), fails fast with the 503 CIRCUIT_OPEN answer,
 // admits exactly half_open_max_calls probes, closes after success_threshold successes, and shows all of
 // it on /admin/breakers and in the circuit_breaker_* metrics.
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { getJson, metrics, metricValue, startTestProxy, type TestProxy } from '../../helpers/proxy.js';
 import { type SilentRedis, startSilentRedis } from '../../helpers/redis-server.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';

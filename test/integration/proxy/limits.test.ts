@@ -1,10 +1,10 @@
 // Limits per route through a real proxy, a real upstream and real Redis: every window is counted in one
-// step, the DESIGN §3 headers and 429 body are exact, header-keyed limits count per key, shadow mode only
+// step, the RateLimit headers and 429 body are exact, header-keyed limits count per key, shadow mode only
 // reports, and a route without limits carries no limit headers.
 import type { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { getJson, metrics, metricValue, startTestProxy, type TestProxy } from '../../helpers/proxy.js';
 import { deletePrefix, newRedis, REDIS_URL, uniquePrefix } from '../../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
@@ -88,7 +88,7 @@ describe('rate limits per route (Redis store)', () => {
     await redis.quit();
   });
 
-  it('counts every window of a route at once and sends the DESIGN §3 headers', async () => {
+  it('counts every window of a route at once and sends the RateLimit headers', async () => {
     const policy = '"hourly";q=4;w=3600, "daily";q=6;w=86400, "burst";q=3;w=60';
     for (let i = 1; i <= 3; i++) {
       const before = Date.now();

@@ -2,7 +2,7 @@
 // once must admit exactly the limit, and count every admitted request in every window.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { RateLimiter } from '../../../proxy/ratelimit/limiter.js';
 import { RedisRateLimitStore } from '../../../proxy/ratelimit/redis-store.js';
 import type { Algorithm } from '../../../proxy/ratelimit/store.js';

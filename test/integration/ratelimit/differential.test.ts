@@ -2,7 +2,7 @@
 // through the same random traffic, they must give identical decisions, to the millisecond.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { RateLimiter } from '../../../proxy/ratelimit/limiter.js';
 import { MemoryRateLimitStore } from '../../../proxy/ratelimit/memory-store.js';
 import { RedisRateLimitStore } from '../../../proxy/ratelimit/redis-store.js';

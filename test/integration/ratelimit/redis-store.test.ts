@@ -3,7 +3,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { RateLimiter } from '../../../proxy/ratelimit/limiter.js';
 import { RateLimitStoreTimeoutError, RedisRateLimitStore } from '../../../proxy/ratelimit/redis-store.js';
 import type { Algorithm, Decision } from '../../../proxy/ratelimit/store.js';

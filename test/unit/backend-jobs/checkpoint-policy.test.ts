@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { CheckpointManager } from '../../../backend/jobs/checkpoints.js';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 
 // shouldSave never touches Redis; a stand-in that accepts the script definitions is enough.
 const noRedis = { defineCommand() {} } as unknown as Redis;

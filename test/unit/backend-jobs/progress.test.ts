@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { STAGE_DONE_PROGRESS, stageAtLeast, transcribeProgress } from '../../../backend/jobs/progress.js';
 
-describe('progress weights (DESIGN §6)', () => {
-  it('has the seed weights per completed stage', () => {
+describe('progress weights', () => {
+  it('has the documented weight per completed stage', () => {
     expect(STAGE_DONE_PROGRESS).toMatchObject({ upload: 0.1, normalize: 0.25, validate: 0.35, format: 1 });
   });
 

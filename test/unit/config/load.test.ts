@@ -100,7 +100,7 @@ describe('example policies', () => {
 });
 
 describe('defaults', () => {
-  it('fills every key DESIGN §2 leaves out', () => {
+  it('fills every key the policy leaves out', () => {
     const policy = valid(parsePolicy(MINIMAL, 'p.yaml', {}));
     const { hash: upstreamHash, ...upstream } = policy.upstreams.backend!;
     const { hash: routeHash, ...route } = policy.routes[0]!;

@@ -2,7 +2,7 @@
 // interval, a global lines-per-second budget, bounded memory, and never the raw identity.
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { type Rejection, RejectionLog } from '../../../proxy/observability/rejection-log.js';
 
 function setup(options: { intervalMs?: number; perSecond?: number; maxTracked?: number } = {}) {

@@ -1,8 +1,8 @@
 // The dashboard's ring of breaker transitions: newest first, bounded, following breakers that a
 // reload adds, and announcing each transition as it is recorded.
 import { describe, expect, it } from 'vitest';
-import { BreakerRegistry } from '../../../proxy/breaker/registry.js';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { BreakerRegistry } from '../../../core/breaker/registry.js';
+import { ManualClock } from '../../../core/clock.js';
 import { TransitionLog } from '../../../proxy/observability/transition-log.js';
 
 const SETTINGS = { failureThreshold: 1, successThreshold: 1, timeoutMs: 1_000, halfOpenMaxCalls: 1 };

@@ -40,9 +40,9 @@ function whisperOutput(): string {
   return `${dir}/bin/${target}`;
 }
 
-/** The subcommands proxy/cli.ts registers. */
+/** The subcommands cli/floodgate.ts registers. */
 function cliCommands(): Set<string> {
-  const text = readFileSync(root('proxy', 'cli.ts'), 'utf8');
+  const text = readFileSync(root('cli', 'floodgate.ts'), 'utf8');
   return new Set([...text.matchAll(/\.command\('([\w-]+)'\)/g)].map((m) => m[1]!));
 }
 
@@ -113,7 +113,7 @@ function filesReadBesideSources(dir: string): string[] {
     for (const entry of readdirSync(root(d), { withFileTypes: true }) as Dirent[]) {
       const rel = `${d}/${entry.name}`;
       if (entry.isDirectory()) walk(rel);
-      else if (entry.name.endsWith('.ts') && rel !== 'proxy/core/paths.ts') {
+      else if (entry.name.endsWith('.ts') && rel !== 'core/paths.ts') {
         const text = readFileSync(root(rel), 'utf8');
         for (const m of text.matchAll(/projectPath\(([^)]*)\)/g)) {
           const parts: string[] = [];
@@ -196,7 +196,7 @@ for (const [file, service] of [
           [...made].some((p) => under(posix.join(wd, script!), p)),
           `${script} is in the image`,
         ).toBe(true);
-        if (source === 'proxy/cli.ts') expect([...cliCommands()], `floodgate ${sub}`).toContain(sub);
+        if (source === 'cli/floodgate.ts') expect([...cliCommands()], `floodgate ${sub}`).toContain(sub);
       }
     });
 
@@ -236,7 +236,7 @@ describe('Dockerfile.proxy', () => {
     const stages = readDockerfile(root('Dockerfile.proxy'));
     const runtime = stages.at(-1)!;
     const wd = workdirAt(runtime, runtime.instructions.length);
-    const needed = filesReadBesideSources('proxy');
+    const needed = ['cli', 'core', 'proxy'].flatMap(filesReadBesideSources);
     expect(needed).toEqual(
       expect.arrayContaining(['proxy/ratelimit/lua', 'proxy/http/dashboard/index.html']),
     );
@@ -270,7 +270,7 @@ describe('Dockerfile.backend', () => {
     // The downloader verifies what it fetched against the catalog's SHA-1: the name must be in it.
     expect(MODEL_SHA1[name!]).toMatch(/^[0-9a-f]{40}$/);
     const run = modelStage.instructions.find((i) => /model download/.test(i.args))!.args;
-    expect(run).toMatch(/^node dist\/proxy\/cli\.js model download "\$WHISPER_MODEL" --dir (\S+)$/);
+    expect(run).toMatch(/^node dist\/cli\/floodgate\.js model download "\$WHISPER_MODEL" --dir (\S+)$/);
     const dir = /--dir (\S+)$/.exec(run)![1]!;
     // At run time WHISPER_MODEL is the model's path: the downloaded file, under the catalog's name.
     expect(argDefault(runtime, 'WHISPER_MODEL')).toBe(name);

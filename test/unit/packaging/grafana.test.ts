@@ -1,4 +1,4 @@
-// config/grafana/floodgate.json: it parses as a Grafana dashboard, covers what issue 6 asks for
+// config/grafana/floodgate.json: it parses as a Grafana dashboard, covers what an operator needs
 // (breaker states, limited rate per route, latency percentiles via histogram_quantile, store errors),
 // and every metric it queries is one the proxy registers (read from ProxyMetrics' own registry, with a
 // histogram's _bucket/_sum/_count series), filtered or grouped only by labels those metrics carry.
@@ -151,7 +151,7 @@ describe('config/grafana/floodgate.json', () => {
       );
     }
     expect(all).toMatch(/rate\(rate_limit_store_errors_total\[/);
-    // The state panel names the states as DESIGN §5 numbers them.
+    // The state panel names the states as circuit_breaker_state numbers them (0 CLOSED, 1 OPEN, 2 HALF_OPEN).
     const state = queryPanels.find((p) => p.targets?.some((t) => t.expr.includes('circuit_breaker_state')));
     expect(JSON.stringify(state)).toContain('"0":{"text":"CLOSED"');
     expect(JSON.stringify(state)).toContain('"1":{"text":"OPEN"');

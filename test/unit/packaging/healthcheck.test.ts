@@ -1,4 +1,4 @@
-// The images' HEALTHCHECK command (proxy/healthcheck.ts), run as the images run it but from source:
+// The images' HEALTHCHECK command (cli/healthcheck.ts), run as the images run it but from source:
 // exit 0 on a 2xx from /healthz, 1 on any other status or when nothing answers.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 async function check(target: string): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'proxy/healthcheck.ts', target], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/healthcheck.ts', target], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -38,7 +38,7 @@ async function check(target: string): Promise<{ code: number | null; stderr: str
   return { code, stderr };
 }
 
-describe('proxy/healthcheck.ts', () => {
+describe('cli/healthcheck.ts', () => {
   it('exits 0 when /healthz answers 200', async () => {
     status = 200;
     expect(await check(url)).toEqual({ code: 0, stderr: '' });

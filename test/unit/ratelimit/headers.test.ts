@@ -1,4 +1,4 @@
-// DESIGN §3 headers and the 429 body, as exact strings.
+// The RateLimit headers and the 429 body, as exact strings.
 import { describe, expect, it } from 'vitest';
 import {
   limitHeaders,

@@ -1,7 +1,7 @@
-// The limiter's own duties: validating windows, keying identities (hashed, never raw), and the DESIGN §7
-// API's units (seconds, epoch seconds). Counting itself is the stores' and tested in test/conformance.
+// The limiter's own duties: validating windows, keying identities (hashed, never raw), and the API's
+// units (seconds, epoch seconds). Counting itself is the stores' and tested in test/conformance.
 import { describe, expect, it, vi } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { RateLimiter, validateWindows } from '../../../proxy/ratelimit/limiter.js';
 import { MemoryRateLimitStore } from '../../../proxy/ratelimit/memory-store.js';
 import type { WindowSpec } from '../../../proxy/ratelimit/store.js';
@@ -102,7 +102,7 @@ describe('RateLimiter keys', () => {
   });
 });
 
-describe('RateLimiter API (DESIGN §7)', () => {
+describe('RateLimiter API', () => {
   it('isAllowed, getRetryAfter in whole seconds rounded up, 0 while allowed', async () => {
     const { l, clock } = limiter();
     expect(await l.getRetryAfter('x')).toBe(0);

@@ -2,7 +2,7 @@
 // expiry reclaim), its growable hit log, and how its state follows a changed window set. The shared
 // contract is in test/conformance.
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { MemoryRateLimitStore } from '../../../proxy/ratelimit/memory-store.js';
 import type { WindowSpec } from '../../../proxy/ratelimit/store.js';
 

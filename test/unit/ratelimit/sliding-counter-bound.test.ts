@@ -6,7 +6,7 @@
 //   one's weight at zero), reached only when a window's hits bunch at its end;
 // - under evenly spread traffic it is exact.
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import { ManualClock } from '../../../core/clock.js';
 import { MemoryRateLimitStore } from '../../../proxy/ratelimit/memory-store.js';
 
 const W = 10_000;

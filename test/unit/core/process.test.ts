@@ -3,11 +3,22 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runProcess, TailBuffer } from '../../../backend/media/process.js';
-import { mediaFailure } from '../../helpers/media-error.js';
+import { isProcessError, type ProcessError, runProcess, TailBuffer } from '../../../core/process.js';
 import { waitFor } from '../../helpers/wait.js';
 
 const node = process.execPath;
+
+/** Awaits a run that must reject with a ProcessError, and hands the error back for its code. */
+async function processFailure(promise: Promise<unknown>): Promise<ProcessError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(isProcessError(err)).toBe(true);
+  return err as ProcessError;
+}
 
 /** Running, as opposed to gone or a zombie (killed, not yet reaped by whoever inherited it). */
 function alive(pid: number): boolean {
@@ -47,7 +58,7 @@ describe('runProcess', () => {
 
   it('fails with process_failed and keeps only the last 4 KiB of stderr', async () => {
     const script = 'process.stderr.write("x".repeat(10000) + "\\nthe real reason\\n"); process.exit(3)';
-    const err = await mediaFailure(runProcess(node, ['-e', script]));
+    const err = await processFailure(runProcess(node, ['-e', script]));
     expect(err.code).toBe('process_failed');
     expect(err.exitCode).toBe(3);
     expect(err.stderrTail!.length).toBeLessThanOrEqual(4096);
@@ -56,13 +67,13 @@ describe('runProcess', () => {
   });
 
   it('fails with engine_unavailable when the program does not exist', async () => {
-    const err = await mediaFailure(runProcess(join(dir, 'no-such-binary'), []));
+    const err = await processFailure(runProcess(join(dir, 'no-such-binary'), []));
     expect(err.code).toBe('engine_unavailable');
   });
 
   it('kills the process on timeout', async () => {
     const started = Date.now();
-    const err = await mediaFailure(
+    const err = await processFailure(
       runProcess(node, ['-e', 'setInterval(() => {}, 1000)'], { timeoutMs: 200 }),
     );
     expect(err.code).toBe('timeout');
@@ -72,7 +83,7 @@ describe('runProcess', () => {
 
   it('does not start when the signal has already fired', async () => {
     const marker = join(dir, 'should-not-exist');
-    const err = await mediaFailure(
+    const err = await processFailure(
       runProcess(node, ['-e', `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`], {
         signal: AbortSignal.abort(),
       }),
@@ -99,7 +110,7 @@ describe('runProcess', () => {
 
     const abortedAt = Date.now();
     controller.abort(new Error('job cancelled'));
-    const err = await mediaFailure(run);
+    const err = await processFailure(run);
     expect(Date.now() - abortedAt).toBeLessThan(1000);
     expect(err.code).toBe('aborted');
     expect(alive(child)).toBe(false);
@@ -108,7 +119,7 @@ describe('runProcess', () => {
   });
 
   it('fails when stdout exceeds its cap', async () => {
-    const err = await mediaFailure(
+    const err = await processFailure(
       runProcess(node, ['-e', 'process.stdout.write("y".repeat(100000))'], { maxStdoutBytes: 1000 }),
     );
     expect(err.code).toBe('process_failed');

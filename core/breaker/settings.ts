@@ -42,7 +42,7 @@ export interface ResolvedBreakerSettings {
   readonly isFailure: ((error: unknown) => boolean) | null;
 }
 
-/** The seed's parameters. */
+/** The defaults: 5 failures open, 2 successes close, 60s open, 3 half-open probes. */
 export const DEFAULT_BREAKER_SETTINGS = Object.freeze({
   failureThreshold: 5,
   successThreshold: 2,

@@ -1,12 +1,10 @@
 // The error a breaker throws instead of running a call. Callers match it by its brand or
 // its stable code, never by message or instanceof (two copies of this module may be loaded).
+import { FloodgateError, hasBrand } from '../errors.js';
 
 export const CIRCUIT_OPEN = 'CIRCUIT_OPEN';
 
-export class CircuitBreakerOpenError extends Error {
-  /** Brand checked by isCircuitBreakerOpenError. */
-  readonly isCircuitBreakerOpenError = true;
-  readonly code = CIRCUIT_OPEN;
+export class CircuitBreakerOpenError extends FloodgateError<typeof CIRCUIT_OPEN> {
   /** Whole seconds for a Retry-After header: never below 1. */
   readonly retryAfter: number;
 
@@ -19,19 +17,16 @@ export class CircuitBreakerOpenError extends Error {
     readonly retryAfterMs: number,
   ) {
     super(
+      'CircuitBreakerOpenError',
+      CIRCUIT_OPEN,
       state === 'OPEN'
         ? `circuit "${breakerName}" is open; retry in ${retryAfterMs} ms`
         : `circuit "${breakerName}" is half-open and every probe slot is taken`,
     );
-    this.name = 'CircuitBreakerOpenError';
     this.retryAfter = Math.max(1, Math.ceil(retryAfterMs / 1000));
   }
 }
 
 export function isCircuitBreakerOpenError(error: unknown): error is CircuitBreakerOpenError {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    (error as { isCircuitBreakerOpenError?: unknown }).isCircuitBreakerOpenError === true
-  );
+  return hasBrand(error, 'CircuitBreakerOpenError');
 }

@@ -5,8 +5,8 @@ import {
   FailureRatePolicy,
   type TripPolicy,
   tripPolicyFor,
-} from '../../../proxy/breaker/policies.js';
-import { resolveBreakerSettings } from '../../../proxy/breaker/settings.js';
+} from '../../../../core/breaker/policies.js';
+import { resolveBreakerSettings } from '../../../../core/breaker/settings.js';
 
 const T0 = 1_700_000_000_000;
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// The `floodgate` command (DESIGN §1). Each subcommand parses its arguments and hands off to a
+// The `floodgate` command: proxy, backend, up, validate, explain, model, transcribe. Each subcommand parses its arguments and hands off to a
 // module that does the work; nothing here is reachable from the hot path.
 import { Command, InvalidArgumentError } from 'commander';
-import { explainRequest, parseHeaderArg, summarizePolicy } from './config/describe.js';
-import { loadPolicyFile } from './config/load.js';
-import { DRAIN_MS, PolicyError, startProxy } from './main.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger } from '../core/logger.js';
+import { explainRequest, parseHeaderArg, summarizePolicy } from '../proxy/config/describe.js';
+import { loadPolicyFile } from '../proxy/config/load.js';
+import { DRAIN_MS, PolicyError, startProxy } from '../proxy/main.js';
 
 const program = new Command('floodgate')
   .description('A resilience sidecar: rate limits, circuit breakers, and a transcription backend')

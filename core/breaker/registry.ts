@@ -2,7 +2,7 @@
 // unchanged keeps its state and counters; one whose settings changed starts afresh.
 
 import { EventEmitter } from 'node:events';
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { type BreakerMetrics, CircuitBreaker } from './circuit-breaker.js';
 import { type BreakerSettings, resolveBreakerSettings, sameBreakerSettings } from './settings.js';
 

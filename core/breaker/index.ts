@@ -1,4 +1,4 @@
-// The breaker library's public surface (DESIGN §7).
+// The breaker library's public surface: what the proxy's upstreams and the backend's engine import.
 export {
   type BreakerEvents,
   type BreakerMetrics,

@@ -1,4 +1,4 @@
-// `npm start`: the whole stack for a newcomer (DESIGN §1). The backend on :8000 and the proxy on
+// `npm start`: the whole stack for a newcomer (the README's Quickstart). The backend on :8000 and the proxy on
 // :8080 in one process, on Redis at $REDIS_URL when it answers, else on a private redis-server
 // under DATA_DIR, else on the proxy's memory store with the backend explaining what is missing.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -9,9 +9,9 @@ import { createServer } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { backendOptionsFromEnv, type RunningBackend, startBackend } from '../backend/main.js';
 import { runModelDownload } from '../backend/model/cli.js';
-import { startProxy } from './main.js';
-import { createLogger } from './observability/logger.js';
-import { pingRedis } from './ratelimit/redis-client.js';
+import { createLogger } from '../core/logger.js';
+import { startProxy } from '../proxy/main.js';
+import { pingRedis } from '../proxy/ratelimit/redis-client.js';
 
 const INSTALL_REDIS =
   'install Redis to run the backend: `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), or set REDIS_URL';

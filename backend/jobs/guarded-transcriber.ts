@@ -1,9 +1,9 @@
 // The transcription engine as the runner sees it: a Transcriber guarded by the library's
-// CircuitBreaker, as the seed wraps its whisper model. Repeated engine failures open the breaker;
+// CircuitBreaker, one breaker around the whisper model. Repeated engine failures open the breaker;
 // while it is open, calls fail fast with CircuitBreakerOpenError and jobs wait instead of failing.
 import type { Logger } from 'pino';
-import { CircuitBreaker } from '../../proxy/breaker/index.js';
-import type { Clock } from '../../proxy/core/clock.js';
+import { CircuitBreaker } from '../../core/breaker/index.js';
+import type { Clock } from '../../core/clock.js';
 import { codeOf } from '../errors.js';
 import type { Transcriber } from '../media/whisper.js';
 import type { BackendMetrics } from '../metrics.js';

@@ -3,7 +3,47 @@
 // so a failure explains itself.
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
-import { MediaError } from './errors.js';
+import { FloodgateError, hasBrand } from './errors.js';
+
+export type ProcessErrorCode =
+  /** The binary is missing or cannot be started. */
+  | 'engine_unavailable'
+  /** The process exited non-zero, wrote too much, or was killed by someone else. */
+  | 'process_failed'
+  /** The process exceeded its time budget and was killed. */
+  | 'timeout'
+  /** The caller's AbortSignal fired; the process was killed. */
+  | 'aborted';
+
+export interface ProcessErrorDetails {
+  /** The last few KB of the process's stderr, for logs and job errors. */
+  stderrTail?: string;
+  exitCode?: number | null;
+  signal?: NodeJS.Signals | null;
+  command?: string;
+  cause?: unknown;
+}
+
+/** Why runProcess rejected; callers branch on `code`. */
+export class ProcessError extends FloodgateError<ProcessErrorCode> {
+  readonly stderrTail: string | undefined;
+  readonly exitCode: number | null | undefined;
+  readonly signal: NodeJS.Signals | null | undefined;
+  readonly command: string | undefined;
+
+  constructor(code: ProcessErrorCode, message: string, details: ProcessErrorDetails = {}) {
+    super('ProcessError', code, message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.stderrTail = details.stderrTail;
+    this.exitCode = details.exitCode;
+    this.signal = details.signal;
+    this.command = details.command;
+  }
+}
+
+/** True for a ProcessError from any copy of this module. */
+export function isProcessError(err: unknown, code?: ProcessErrorCode): err is ProcessError {
+  return hasBrand(err, 'ProcessError') && (code === undefined || (err as ProcessError).code === code);
+}
 
 export interface RunOptions {
   /** Kill the process (SIGKILL) and reject with `timeout` after this long. */
@@ -51,7 +91,7 @@ export class TailBuffer {
 
 /**
  * Runs `file` with `args` (never through a shell, so no argument is ever interpreted) and resolves
- * with its stdout when it exits 0. Rejects with a MediaError: `engine_unavailable` when it cannot
+ * with its stdout when it exits 0. Rejects with a ProcessError: `engine_unavailable` when it cannot
  * start, `process_failed` on a non-zero exit, `timeout`, or `aborted`. A rejection for timeout or
  * abort comes only after the process has exited, so the caller may delete its files right away.
  */
@@ -67,7 +107,7 @@ export function runProcess(
 
   if (signal?.aborted) {
     return Promise.reject(
-      new MediaError('aborted', `${command} not started: aborted`, { command, cause: signal.reason }),
+      new ProcessError('aborted', `${command} not started: aborted`, { command, cause: signal.reason }),
     );
   }
 
@@ -110,7 +150,7 @@ export function runProcess(
       // 'error' without a pid means spawn itself failed (ENOENT, EACCES): the engine is not there.
       if (child.pid === undefined) {
         reject(
-          new MediaError('engine_unavailable', `cannot run ${file}: ${err.code ?? err.message}`, {
+          new ProcessError('engine_unavailable', `cannot run ${file}: ${err.code ?? err.message}`, {
             command,
             cause: err,
           }),
@@ -125,14 +165,14 @@ export function runProcess(
       const details = { command, stderrTail, exitCode, signal: exitSignal };
       if (child.pid === undefined) return; // already rejected in 'error'
       if (killedFor === 'aborted') {
-        reject(new MediaError('aborted', `${command} aborted`, { ...details, cause: signal?.reason }));
+        reject(new ProcessError('aborted', `${command} aborted`, { ...details, cause: signal?.reason }));
       } else if (killedFor === 'timeout') {
-        reject(new MediaError('timeout', `${command} timed out after ${timeoutMs} ms`, details));
+        reject(new ProcessError('timeout', `${command} timed out after ${timeoutMs} ms`, details));
       } else if (killedFor === 'stdout') {
-        reject(new MediaError('process_failed', `${command} wrote more than ${maxStdout} bytes`, details));
+        reject(new ProcessError('process_failed', `${command} wrote more than ${maxStdout} bytes`, details));
       } else if (exitCode !== 0) {
         const how = exitSignal ? `was killed by ${exitSignal}` : `exited with code ${exitCode}`;
-        reject(new MediaError('process_failed', `${command} ${how}: ${lastLine(stderrTail)}`, details));
+        reject(new ProcessError('process_failed', `${command} ${how}: ${lastLine(stderrTail)}`, details));
       } else {
         resolve({
           stdout: Buffer.concat(stdout).toString('utf8'),

@@ -4,12 +4,12 @@ import {
   type BreakerOptions,
   CircuitBreaker,
   type StateChange,
-} from '../../../proxy/breaker/circuit-breaker.js';
+} from '../../../../core/breaker/circuit-breaker.js';
 import {
   CircuitBreakerOpenError,
   isCircuitBreakerOpenError,
-} from '../../../proxy/breaker/circuit-breaker-open-error.js';
-import { ManualClock } from '../../../proxy/core/clock.js';
+} from '../../../../core/breaker/circuit-breaker-open-error.js';
+import { ManualClock } from '../../../../core/clock.js';
 
 const T0 = Date.UTC(2026, 1, 21, 10, 0, 0);
 
@@ -62,7 +62,7 @@ function openIt(breaker: CircuitBreaker): void {
   expect(breaker.state).toBe('OPEN');
 }
 
-describe('CircuitBreaker: the seed test', () => {
+describe('CircuitBreaker: open, fail fast, half-open, close', () => {
   it('opens after 3 failures, then fails fast with CircuitBreakerOpenError', async () => {
     const { breaker } = setup({ failureThreshold: 3 });
     for (let i = 0; i < 3; i++) {
@@ -561,7 +561,7 @@ describe('CircuitBreaker: getMetrics and reset', () => {
 });
 
 describe('CircuitBreaker: settings', () => {
-  it('uses the seed defaults', () => {
+  it('uses the documented defaults', () => {
     const breaker = new CircuitBreaker();
     expect(breaker.settings).toMatchObject({
       failureThreshold: 5,
@@ -597,7 +597,10 @@ describe('isCircuitBreakerOpenError', () => {
     const error = new CircuitBreakerOpenError('svc', 'OPEN', 1_500);
     expect(isCircuitBreakerOpenError(error)).toBe(true);
     expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', name: 'CircuitBreakerOpenError', retryAfter: 2 });
-    expect(isCircuitBreakerOpenError({ isCircuitBreakerOpenError: true })).toBe(true); // another copy of the module
+    // Another copy of the module makes another class, with the same Symbol.for brand (core/errors.ts).
+    const foreign = { [Symbol.for('floodgate.error')]: 'CircuitBreakerOpenError', code: 'CIRCUIT_OPEN' };
+    expect(isCircuitBreakerOpenError(foreign)).toBe(true);
+    expect(isCircuitBreakerOpenError({ [Symbol.for('floodgate.error')]: 'ApiError' })).toBe(false);
     expect(isCircuitBreakerOpenError(new Error('circuit open'))).toBe(false);
     expect(isCircuitBreakerOpenError(null)).toBe(false);
     expect(isCircuitBreakerOpenError('CIRCUIT_OPEN')).toBe(false);

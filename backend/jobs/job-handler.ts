@@ -1,16 +1,16 @@
 // What a worker does with one attempt of a job: run the pipeline, then turn its outcome into the
 // job's final status and the queue's next step (see queue.ts for the mapping).
 import type { Logger } from 'pino';
-import { isCircuitBreakerOpenError } from '../../proxy/breaker/index.js';
+import { isCircuitBreakerOpenError } from '../../core/breaker/index.js';
 import { codeOf, isJobError } from '../errors.js';
 import type { BackendMetrics } from '../metrics.js';
 import type { DataPaths } from '../paths.js';
 import type { CheckpointManager } from './checkpoints.js';
 import { isJobStopped } from './job-stopped.js';
 import type { JobErrorInfo, JobStore } from './job-store.js';
+import type { JobRunner } from './pipeline.js';
 import type { Stage } from './progress.js';
 import { type HandlerResult, type JobHandler, PermanentJobError } from './queue.js';
-import type { JobRunner } from './runner.js';
 
 export interface JobHandlerOptions {
   runner: JobRunner;

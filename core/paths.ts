@@ -1,5 +1,5 @@
 // Locates files that ship beside the sources (Lua scripts, fixtures) from code that may run either from
-// sources (tsx, vitest: proxy/…) or compiled (node: dist/proxy/…). Both live under the directory that
+// sources (tsx, vitest: core/…) or compiled (node: dist/core/…). Both live under the directory that
 // holds package.json, so we walk up to it instead of counting `..` segments.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

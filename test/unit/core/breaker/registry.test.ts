@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { CircuitBreaker } from '../../../proxy/breaker/circuit-breaker.js';
-import { BreakerRegistry } from '../../../proxy/breaker/registry.js';
-import type { BreakerSettings } from '../../../proxy/breaker/settings.js';
-import { ManualClock } from '../../../proxy/core/clock.js';
+import type { CircuitBreaker } from '../../../../core/breaker/circuit-breaker.js';
+import { BreakerRegistry } from '../../../../core/breaker/registry.js';
+import type { BreakerSettings } from '../../../../core/breaker/settings.js';
+import { ManualClock } from '../../../../core/clock.js';
 
 const transcriber: BreakerSettings = {
   failureThreshold: 2,

@@ -3,7 +3,7 @@
 // injected clock passes the deadline. When to trip is a TripPolicy's decision (policies.ts).
 
 import { EventEmitter } from 'node:events';
-import { type Clock, systemClock } from '../core/clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { CircuitBreakerOpenError } from './circuit-breaker-open-error.js';
 import { type TripPolicy, tripPolicyFor } from './policies.js';
 import { type BreakerSettings, type ResolvedBreakerSettings, resolveBreakerSettings } from './settings.js';
@@ -53,7 +53,7 @@ export type BreakerEvents = {
   failure: [event: FailureEvent];
 };
 
-/** The /admin/breakers shape (DESIGN §4). */
+/** One breaker as GET /admin/breakers shows it. */
 export interface BreakerMetrics {
   state: StateName;
   failure_count: number;
@@ -178,7 +178,7 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
     return result;
   }
 
-  /** The seed's decorator: `fn` guarded by this breaker, with the same arguments and `this`. */
+  /** A decorator: `fn` guarded by this breaker, with the same arguments and `this`. */
   wrap<A extends unknown[], R, This = unknown>(
     fn: (this: This, ...args: A) => R,
   ): (this: This, ...args: A) => Promise<Awaited<R>> {
@@ -308,7 +308,7 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
   }
 }
 
-/** "2026-02-21T10:00:00Z", the shape DESIGN §4 shows. */
+/** "2026-02-21T10:00:00Z", the timestamp shape the admin API answers with. */
 function isoSeconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

@@ -1,7 +1,7 @@
 // The Lua scripts are found from sources (vitest, tsx) and, the same way, from dist/ (compiled).
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { projectPath, projectRoot } from '../../../proxy/core/paths.js';
+import { projectPath, projectRoot } from '../../../core/paths.js';
 
 describe('projectRoot', () => {
   it('is the directory that holds package.json', () => {

@@ -2,7 +2,7 @@
 // 1 otherwise. The slim Node images have no curl or wget, and a Node one-liner in the Dockerfile
 // would be untested; this is compiled with the rest and tested in test/unit/packaging.
 //
-//   node dist/proxy/healthcheck.js http://127.0.0.1:9090/healthz
+//   node dist/cli/healthcheck.js http://127.0.0.1:9090/healthz
 const url = process.argv[2] ?? 'http://127.0.0.1:9090/healthz';
 const TIMEOUT_MS = 2_000;
 
