@@ -6,14 +6,7 @@
 // The first `memoryBytes` stay in memory; a larger body goes to a temporary file that is unlinked as
 // soon as it is created, so it is never held in memory whole and leaves nothing behind, even after
 // a crash. `maxBody` is enforced as the bytes arrive, for declared and chunked bodies alike.
-import {
-  closeSync,
-  createReadStream,
-  createWriteStream,
-  openSync,
-  unlinkSync,
-  type WriteStream,
-} from 'node:fs';
+import { createReadStream, createWriteStream, openSync, unlinkSync, type WriteStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
