@@ -3,6 +3,7 @@
 // so a failure explains itself.
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { FloodgateError, hasBrand } from './errors.js';
 
 export type ProcessErrorCode =
@@ -56,6 +57,11 @@ export interface RunOptions {
   stderrTailBytes?: number;
   /** Kill the process and fail when stdout grows past this; default 16 MiB. */
   maxStdoutBytes?: number;
+  /**
+   * Called with every line of stderr, for tools that report results there (ffmpeg's filters),
+   * which the bounded tail would drop.
+   */
+  onStderrLine?: (line: string) => void;
 }
 
 export interface RunResult {
@@ -142,7 +148,11 @@ export function runProcess(
       if (stdoutBytes > maxStdout) kill('stdout');
       else stdout.push(chunk);
     });
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const lines = options.onStderrLine === undefined ? null : stderrLines(options.onStderrLine);
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr.push(chunk);
+      lines?.push(chunk);
+    });
 
     // `on`, not `once`: a second 'error' (a failed kill) must not become an uncaught exception.
     child.on('error', (err: NodeJS.ErrnoException) => {
@@ -161,6 +171,7 @@ export function runProcess(
     // 'close' (not 'exit') so every byte of stdout and stderr has been read.
     child.once('close', (exitCode, exitSignal) => {
       cleanup();
+      lines?.end();
       const stderrTail = stderr.toString();
       const details = { command, stderrTail, exitCode, signal: exitSignal };
       if (child.pid === undefined) return; // already rejected in 'error'
@@ -187,7 +198,27 @@ export function runProcess(
   });
 }
 
-function lastLine(text: string): string {
+/** Splits a byte stream into lines (LF or CRLF) for `onLine`; `end` flushes an unterminated last line. */
+function stderrLines(onLine: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  const emit = (text: string): void => {
+    const parts = (pending + text).split(/\r?\n/);
+    pending = parts.pop() ?? '';
+    for (const line of parts) onLine(line);
+  };
+  return {
+    push: (chunk) => emit(decoder.write(chunk)),
+    end: () => {
+      emit(decoder.end());
+      if (pending !== '') onLine(pending);
+      pending = '';
+    },
+  };
+}
+
+/** The last non-empty line of a tool's output: usually the one that says what went wrong. */
+export function lastLine(text: string): string {
   const lines = text.trimEnd().split(/\r?\n/);
   return lines[lines.length - 1] ?? '';
 }

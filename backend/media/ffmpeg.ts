@@ -1,18 +1,17 @@
-// The audio steps of the pipeline, on ffmpeg/ffprobe through fluent-ffmpeg: normalize to the WAV
-// whisper.cpp reads, probe the duration (the validate step), find silences, cut segments.
+// The audio steps of the pipeline, on ffmpeg and ffprobe: normalize to the WAV whisper.cpp reads,
+// probe the duration (the validate step), find silences, cut segments.
 //
-// fluent-ffmpeg never involves a shell: it resolves the binary with `which` (or FFMPEG_PATH /
-// FFPROBE_PATH) and calls child_process.spawn(path, argsArray) — lib/processor.js and
-// lib/ffprobe.js in 2.1.3 — so file names reach ffmpeg verbatim, whatever they contain.
+// Both tools run through core/process.ts's runProcess, as whisper.cpp does: an argument array and
+// no shell (so file names reach them verbatim, whatever they contain), a time budget, an
+// AbortSignal, a kill of the whole process group, and the tail of stderr kept for the log.
 //
 // Every file reaches ffmpeg and ffprobe through restrictedInput(), which confines the read to that
 // one file. The messages of invalid_audio errors reach clients, so they are our own words: what
 // the tool said (paths included) stays in stderrTail, for the log.
 import { rename, rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import ffmpeg from 'fluent-ffmpeg';
-import { TailBuffer } from '../../core/process.js';
-import { isMediaError, MediaError } from './errors.js';
+import { isProcessError, type RunOptions, runProcess } from '../../core/process.js';
+import { isMediaError, MediaError, mediaErrorFrom } from './errors.js';
 import type { Silence } from './segment-plan.js';
 
 export interface FfmpegRunOptions {
@@ -23,7 +22,8 @@ export interface FfmpegRunOptions {
 
 export const SAMPLE_RATE = 16_000;
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
-const STDERR_TAIL_BYTES = 4096;
+/** ffprobe reads headers and a little data; a minute means it is stuck. */
+const PROBE_TIMEOUT_MS = 60_000;
 // No banner and no progress lines: stderr then holds only what explains a failure (or is parsed).
 const QUIET = ['-hide_banner', '-nostats'];
 
@@ -67,11 +67,15 @@ function restrictedInput(file: string): { url: string; options: string[] } {
   };
 }
 
-/** A fluent-ffmpeg command reading `file` under the restrictedInput() rules. */
-function ffmpegReading(file: string, extraInputOptions: string[] = []): ffmpeg.FfmpegCommand {
+/** ffmpeg's arguments up to and including the one input, `file`, read under restrictedInput(). */
+function ffmpegReading(file: string, extraInputOptions: string[] = []): string[] {
   const { url, options } = restrictedInput(file);
-  return ffmpeg(url).inputOptions([...QUIET, ...options, ...extraInputOptions]);
+  return [...QUIET, ...options, ...extraInputOptions, '-i', url];
 }
+
+// The tools as found on PATH, unless FFMPEG_PATH / FFPROBE_PATH name them.
+const ffmpegBinary = (): string => process.env['FFMPEG_PATH'] || 'ffmpeg';
+const ffprobeBinary = (): string => process.env['FFPROBE_PATH'] || 'ffprobe';
 
 /**
  * Converts any audio (or video with audio) ffmpeg decodes into 16 kHz mono s16 PCM WAV, the input
@@ -86,12 +90,13 @@ export async function normalize(
 ): Promise<void> {
   // Past the limit, one more second is enough to tell that the input is too long.
   const cap = options.maxDurationSec === undefined ? [] : ['-t', String(options.maxDurationSec + 1)];
-  const command = ffmpegReading(input)
-    .noVideo()
+  const args = [
+    ...ffmpegReading(input),
     // The first audio stream only (cover art is a stream too); tags dropped, as nothing reads them.
-    .outputOptions(['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn', ...cap]);
+    ...['-map', '0:a:0', '-map_metadata', '-1', '-sn', '-dn', ...cap, '-vn'],
+  ];
   try {
-    await writeWav(command, outWav, options);
+    await writeWav(args, outWav, options);
   } catch (err) {
     if (!isMediaError(err, 'process_failed')) throw err;
     // ffmpeg's exit code cannot tell bad input from, say, a full disk; asking ffprobe about the
@@ -112,10 +117,7 @@ export async function normalize(
 }
 
 export interface ProbeOptions {
-  /**
-   * Checked before and after only: ffprobe reads little and returns fast, and fluent-ffmpeg gives
-   * no handle to kill it.
-   */
+  /** Kills ffprobe, as it does ffmpeg. */
   signal?: AbortSignal;
   /** Longer audio is `invalid_audio` too. */
   maxDurationSec?: number;
@@ -140,32 +142,30 @@ export async function probeDuration(
   if (size === 0) throw new MediaError('invalid_audio', 'empty file');
 
   const { url, options } = restrictedInput(file);
-  const data = await new Promise<ffmpeg.FfprobeData>((resolve, reject) => {
-    let settled = false;
-    // fluent-ffmpeg may call back twice (its 'error' and 'exit' paths); the first answer wins.
-    ffmpeg.ffprobe(url, [...options, '-v', 'error'], (err: unknown, result) => {
-      if (settled) return;
-      settled = true;
-      if (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        const cannotStart = /Cannot find ffprobe/.test(message);
-        reject(
-          new MediaError(
-            cannotStart ? 'engine_unavailable' : 'invalid_audio',
-            cannotStart ? 'ffprobe not found' : 'not decodable audio',
-            { command: 'ffprobe', stderrTail: message.slice(-STDERR_TAIL_BYTES), cause: err },
-          ),
-        );
-      } else {
-        resolve(result);
-      }
+  const args = ['-v', 'error', ...options, '-print_format', 'json', '-show_format', '-show_streams', url];
+  let data: ProbeData;
+  try {
+    const { stdout } = await runProcess(ffprobeBinary(), args, { signal, timeoutMs: PROBE_TIMEOUT_MS });
+    data = JSON.parse(stdout) as ProbeData;
+  } catch (err) {
+    if (!isProcessError(err)) {
+      // ffprobe exited 0 with output that is not its JSON: nothing we can read as audio.
+      throw new MediaError('invalid_audio', 'not decodable audio', { command: 'ffprobe', cause: err });
+    }
+    // A non-zero exit is ffprobe refusing the input; the rest (missing tool, timeout, abort) keep their code.
+    if (err.code !== 'process_failed') throw mediaErrorFrom(err);
+    throw new MediaError('invalid_audio', 'not decodable audio', {
+      command: 'ffprobe',
+      stderrTail: err.stderrTail,
+      exitCode: err.exitCode,
+      signal: err.signal,
+      cause: err,
     });
-  });
+  }
 
-  throwIfAborted(signal, 'ffprobe');
-  const audio = data.streams.filter((s) => s.codec_type === 'audio');
+  const audio = (data.streams ?? []).filter((s) => s.codec_type === 'audio');
   if (audio.length === 0) throw new MediaError('invalid_audio', 'no audio stream');
-  const candidates = [data.format.duration, ...audio.map((s) => s.duration)].map(Number);
+  const candidates = [data.format?.duration, ...audio.map((s) => s.duration)].map(Number);
   const duration = candidates.find((d) => Number.isFinite(d) && d > 0);
   if (duration === undefined) throw new MediaError('invalid_audio', 'audio has no duration');
   if (minDurationSec !== undefined && duration < minDurationSec) {
@@ -183,6 +183,12 @@ export async function probeDuration(
   return duration;
 }
 
+/** The part of `ffprobe -print_format json -show_format -show_streams` read here. */
+interface ProbeData {
+  streams?: { codec_type?: string; duration?: string }[];
+  format?: { duration?: string };
+}
+
 export interface SilenceOptions extends FfmpegRunOptions {
   /** Quieter than this counts as silence. */
   noiseDb?: number;
@@ -196,11 +202,11 @@ export interface SilenceOptions extends FfmpegRunOptions {
 export async function detectSilences(wav: string, options: SilenceOptions = {}): Promise<Silence[]> {
   const { noiseDb = -35, minSilenceSec = 0.3, durationSec } = options;
   const lines: string[] = [];
-  const command = ffmpegReading(wav)
-    .audioFilters(`silencedetect=noise=${noiseDb}dB:d=${minSilenceSec}`)
-    .format('null')
-    .output('-');
-  await runFfmpeg(command, options, (line) => {
+  const args = [
+    ...ffmpegReading(wav),
+    ...['-filter:a', `silencedetect=noise=${noiseDb}dB:d=${minSilenceSec}`, '-f', 'null', '-'],
+  ];
+  await runFfmpeg(args, options, (line) => {
     if (line.includes('silence_')) lines.push(line);
   });
   return parseSilenceDetect(lines, durationSec);
@@ -249,25 +255,22 @@ export async function cutSegment(
     throw new MediaError('invalid_argument', `bad segment bounds ${startSec}..${endSec}`);
   }
   // Input seeking while re-encoding PCM (a no-op conversion) is sample-accurate; stream copy is not.
-  const command = ffmpegReading(wav, ['-ss', startSec.toFixed(3)])
-    .duration(Number((endSec - startSec).toFixed(3)))
-    .outputOptions(['-map_metadata', '-1']);
-  await writeWav(command, outWav, options);
+  const args = [
+    ...ffmpegReading(wav, ['-ss', startSec.toFixed(3)]),
+    ...['-t', String(Number((endSec - startSec).toFixed(3))), '-map_metadata', '-1'],
+  ];
+  await writeWav(args, outWav, options);
 }
 
 /**
- * Finishes `command` as 16 kHz mono PCM WAV written under a .partial name, renamed once complete,
- * so no reader ever sees half a file; a failed run leaves nothing behind.
+ * Finishes ffmpeg's `args` (input and options) as 16 kHz mono PCM WAV written under a .partial
+ * name, renamed once complete, so no reader ever sees half a file; a failed run leaves nothing behind.
  */
-async function writeWav(
-  command: ffmpeg.FfmpegCommand,
-  outWav: string,
-  options: FfmpegRunOptions,
-): Promise<void> {
+async function writeWav(args: string[], outWav: string, options: FfmpegRunOptions): Promise<void> {
   const partial = `${outWav}.partial`;
-  command.audioChannels(1).audioFrequency(SAMPLE_RATE).audioCodec('pcm_s16le').format('wav').output(partial);
+  const wav = ['-ac', '1', '-ar', String(SAMPLE_RATE), '-acodec', 'pcm_s16le', '-f', 'wav', '-y', partial];
   try {
-    await runFfmpeg(command, options);
+    await runFfmpeg([...args, ...wav], options);
   } catch (err) {
     await rm(partial, { force: true });
     throw err;
@@ -275,64 +278,17 @@ async function writeWav(
   await rename(partial, outWav);
 }
 
-/**
- * Runs a prepared fluent-ffmpeg command with a timeout and an AbortSignal, keeping the tail of
- * stderr. Settles only after ffmpeg has exited.
- */
-function runFfmpeg(
-  command: ffmpeg.FfmpegCommand,
+/** Runs ffmpeg with `args` under runProcess; its failures become MediaErrors with the same code. */
+async function runFfmpeg(
+  args: string[],
   { signal, timeoutMs = DEFAULT_TIMEOUT_MS }: FfmpegRunOptions,
-  onStderrLine?: (line: string) => void,
+  onStderrLine?: RunOptions['onStderrLine'],
 ): Promise<void> {
-  if (signal?.aborted) {
-    return Promise.reject(new MediaError('aborted', 'ffmpeg not started: aborted', { cause: signal.reason }));
+  try {
+    await runProcess(ffmpegBinary(), args, { signal, timeoutMs, onStderrLine });
+  } catch (err) {
+    throw isProcessError(err) ? mediaErrorFrom(err) : err;
   }
-  return new Promise<void>((resolve, reject) => {
-    const tail = new TailBuffer(STDERR_TAIL_BYTES);
-    let started = false;
-    let killedFor: 'aborted' | 'timeout' | null = null;
-
-    const kill = (why: 'aborted' | 'timeout'): void => {
-      if (killedFor !== null) return;
-      killedFor = why;
-      if (started) command.kill('SIGKILL'); // otherwise 'start' does it, once there is a process
-    };
-    const onAbort = (): void => kill('aborted');
-    const timer = setTimeout(() => kill('timeout'), timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const settle = (err?: MediaError): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve();
-    };
-    const killedError = (): MediaError => {
-      const details = { command: 'ffmpeg', stderrTail: tail.toString(), cause: signal?.reason };
-      return killedFor === 'aborted'
-        ? new MediaError('aborted', 'ffmpeg aborted', details)
-        : new MediaError('timeout', `ffmpeg timed out after ${timeoutMs} ms`, details);
-    };
-
-    command
-      .on('start', () => {
-        started = true;
-        if (killedFor !== null) command.kill('SIGKILL');
-      })
-      .on('stderr', (line: string) => {
-        tail.push(Buffer.from(`${line}\n`));
-        onStderrLine?.(line);
-      })
-      .on('error', (err: Error) => {
-        if (killedFor !== null) return settle(killedError());
-        const stderrTail = tail.toString();
-        // Failing before the process started means ffmpeg (or a codec it needs) is missing.
-        const code = started ? 'process_failed' : 'engine_unavailable';
-        // fluent-ffmpeg already appends ffmpeg's own error line to the message.
-        settle(new MediaError(code, err.message, { command: 'ffmpeg', stderrTail, cause: err }));
-      })
-      .on('end', () => settle(killedFor === null ? undefined : killedError()));
-    command.run();
-  });
 }
 
 function throwIfAborted(signal: AbortSignal | undefined, command: string): void {

@@ -46,6 +46,18 @@ describe('runProcess', () => {
     expect(result.durationMs).toBeGreaterThan(0);
   });
 
+  it('hands every stderr line to onStderrLine, beyond what the tail keeps', async () => {
+    const script =
+      'for (let i = 0; i < 2000; i++) process.stderr.write("line " + i + "\\r\\n"); process.stderr.write("last")';
+    const lines: string[] = [];
+    const result = await runProcess(node, ['-e', script], { onStderrLine: (l) => lines.push(l) });
+    expect(lines).toHaveLength(2001);
+    expect(lines[0]).toBe('line 0');
+    expect(lines[1999]).toBe('line 1999');
+    expect(lines[2000]).toBe('last');
+    expect(result.stderrTail.length).toBeLessThanOrEqual(4096);
+  });
+
   it('passes arguments verbatim: no shell ever interprets them', async () => {
     const tricky = ['$(echo pwned)', '; rm -rf /', '`id`', 'it\'s "quoted"', 'a b', '*', '\n'];
     const result = await runProcess(node, [
