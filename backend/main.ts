@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { createLogger } from '../core/logger.js';
+import { redactUrl } from '../core/redact-url.js';
 import type { Readiness } from './api/deps.js';
 import { createApiServer } from './api/server.js';
 import { type BackendRole, parseRole, settingsFromEnv } from './config.js';
@@ -318,8 +319,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

@@ -24,6 +24,7 @@ import {
   type YAMLMap,
 } from 'yaml';
 import type { z } from 'zod';
+import { redactUrl } from '../../core/redact-url.js';
 import { describeValue } from '../../core/units.js';
 import { POLICY_KEYS, type Policy, validatePolicyData } from './schema.js';
 import { stableStringify } from './section-hash.js';
@@ -199,45 +200,6 @@ export function redactPolicy(policy: Policy): Policy {
     admin: { ...policy.admin, token: policy.admin.token === null ? null : '***' },
     store: { ...policy.store, url: redactUrl(policy.store.url) },
   };
-}
-
-/**
- * Query parameters that may carry a credential. ioredis turns every query parameter of its URL into a
- * client option (`?password=`, `?username=`, `?sentinelPassword=` …), so any name that reads like one
- * is hidden.
- */
-const SECRET_PARAM = /pass|secret|token|auth|key|cred|user/i;
-
-/**
- * Hides every credential ioredis reads from a URL: the password of the userinfo ('redis://user:secret@h'
- * → 'redis://user:***@h', 'redis://:secret@h' → 'redis://:***@h'), a userinfo without a colon
- * ('redis://secret@h', which some clients read as a password), and credential query parameters
- * ('?password=secret' → '?password=***').
- */
-export function redactUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    // Not parseable, so no structure to trust: blank the userinfo and every query value.
-    return url.replace(/(\/\/)[^/?#]*@/, '$1***@').replace(/([?&][^=&#]*=)[^&#]*/g, '$1***');
-  }
-  let changed = false;
-  if (u.password) {
-    u.password = '***';
-    changed = true;
-  } else if (u.username) {
-    u.username = '***';
-    changed = true;
-  }
-  const params = [...u.searchParams.keys()];
-  if (params.some((k) => SECRET_PARAM.test(k))) {
-    const hidden = new URLSearchParams();
-    for (const [k, v] of u.searchParams) hidden.append(k, SECRET_PARAM.test(k) ? '***' : v);
-    u.search = hidden.toString();
-    changed = true;
-  }
-  return changed ? u.href.replaceAll('%2A%2A%2A', '***') : url;
 }
 
 // ---------------------------------------------------------------------------------------------------------

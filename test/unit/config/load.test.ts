@@ -4,13 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  type LoadResult,
-  loadPolicyFile,
-  parsePolicy,
-  redactPolicy,
-  redactUrl,
-} from '../../../proxy/config/load.js';
+import { redactUrl } from '../../../core/redact-url.js';
+import { type LoadResult, loadPolicyFile, parsePolicy, redactPolicy } from '../../../proxy/config/load.js';
 import type { Policy } from '../../../proxy/config/schema.js';
 import { sectionHash } from '../../../proxy/config/section-hash.js';
 
