@@ -1,6 +1,7 @@
 // Composition root of the proxy: builds the clock, stores, breakers, metrics and logger from a
 // policy file, starts the data and admin listeners, and swaps policies on reload. Everything the
 // hot path needs is compiled here, once per load (see http/runtime.ts).
+
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +9,7 @@ import { Pool } from 'undici';
 import { CircuitBreaker } from '../core/breaker/circuit-breaker.js';
 import { BreakerRegistry } from '../core/breaker/registry.js';
 import { type Clock, systemClock } from '../core/clock.js';
+import { FloodgateError } from '../core/errors.js';
 import { createLogger, type Logger, logHasher } from '../core/logger.js';
 import { loadPolicyFile, redactPolicy } from './config/load.js';
 import type { Policy } from './config/schema.js';
@@ -32,9 +34,10 @@ import { connectRedis } from './ratelimit/redis-client.js';
 import { RedisRateLimitStore } from './ratelimit/redis-store.js';
 import type { RateLimitStore } from './ratelimit/store.js';
 
-export class PolicyError extends Error {
+/** The policy file does not load; `errors` holds one line per problem. */
+export class PolicyError extends FloodgateError<'invalid_policy'> {
   constructor(readonly errors: readonly string[]) {
-    super(errors.join('\n'));
+    super('PolicyError', 'invalid_policy', errors.join('\n'));
   }
 }
 

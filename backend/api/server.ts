@@ -7,7 +7,7 @@ import { handleHealthz, handleMetrics, handleReadyz } from './health.js';
 import { handleDelete, handleResult, handleStatus } from './jobs.js';
 import { discardRest, sendError } from './respond.js';
 import { handleTranscribe } from './transcribe.js';
-import { ClientAbortedError } from './upload.js';
+import { isClientAborted } from './upload.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, id: string) => Promise<void> | void;
 
@@ -56,7 +56,7 @@ export function createApiServer(deps: ApiDeps): Server {
   }
 
   function answerError(req: IncomingMessage, res: ServerResponse, error: unknown): void {
-    if (error instanceof ClientAbortedError) {
+    if (isClientAborted(error)) {
       deps.logger.info({ url: req.url }, 'client closed the connection mid-upload');
       return;
     }

@@ -2,12 +2,14 @@
 // `file`) or a raw audio body. The size limit is enforced while bytes arrive, and the content type
 // before any are written; the SHA-256 of the stored bytes is taken as they are written. On any failure the partial file is removed and an ApiError says why;
 // the request is left readable so the caller can answer first and then discard the rest.
+
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
+import { FloodgateError, hasBrand } from '../../core/errors.js';
 import { ApiError } from '../errors.js';
 
 export interface UploadResult {
@@ -202,8 +204,14 @@ class FileSink {
 }
 
 /** The client went away before the body ended (a truncated upload). */
-export class ClientAbortedError extends Error {
-  readonly code = 'client_aborted';
+export class ClientAbortedError extends FloodgateError<'client_aborted'> {
+  constructor(message: string) {
+    super('ClientAbortedError', 'client_aborted', message);
+  }
+}
+
+export function isClientAborted(error: unknown): error is ClientAbortedError {
+  return hasBrand(error, 'ClientAbortedError');
 }
 
 function clientAborted(): ClientAbortedError {

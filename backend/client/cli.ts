@@ -10,7 +10,7 @@ import {
   type ResultFormat,
   type RetryNotice,
 } from './http.js';
-import { Interrupted, transcribe } from './transcribe.js';
+import { isInterrupted, transcribe } from './transcribe.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
@@ -70,7 +70,7 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
     return 0;
   } catch (err) {
     view.stop();
-    if (err instanceof Interrupted) {
+    if (isInterrupted(err)) {
       const id = err.jobId ?? jobId;
       if (id === null) {
         process.stderr.write(`${PREFIX}interrupted during the upload; no job was started\n`);

@@ -2,12 +2,14 @@
 // poll /status until the job ends, then fetch the transcript in the format asked for. Polling starts
 // at pollIntervalMs and slows down while nothing changes, so a long job costs its status route (and
 // the proxy's limit on it) little. Progress, retries and the job id are reported through callbacks.
+
 import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import { FloodgateError, hasBrand } from '../../core/errors.js';
 import {
   ApiClient,
   ClientError,
@@ -44,14 +46,18 @@ export interface Transcript {
 }
 
 /** Thrown for Ctrl-C (the signal): the job, if one was made, keeps running; `jobId` says which. */
-export class Interrupted extends Error {
-  readonly code = 'interrupted';
+export class Interrupted extends FloodgateError<'interrupted'> {
   constructor(readonly jobId: string | null) {
     super(
+      'Interrupted',
+      'interrupted',
       jobId === null ? 'interrupted before the job was created' : `interrupted; job ${jobId} keeps running`,
     );
-    this.name = 'Interrupted';
   }
+}
+
+export function isInterrupted(error: unknown): error is Interrupted {
+  return hasBrand(error, 'Interrupted');
 }
 
 const MIME_BY_EXTENSION: Readonly<Record<string, string>> = {

@@ -1,9 +1,11 @@
 // The transcription engine as the runner sees it: a Transcriber guarded by the library's
 // CircuitBreaker, one breaker around the whisper model. Repeated engine failures open the breaker;
 // while it is open, calls fail fast with CircuitBreakerOpenError and jobs wait instead of failing.
+
 import type { Logger } from 'pino';
 import { CircuitBreaker } from '../../core/breaker/index.js';
 import type { Clock } from '../../core/clock.js';
+import { FloodgateError, hasBrand } from '../../core/errors.js';
 import { codeOf } from '../errors.js';
 import type { Transcriber } from '../media/whisper.js';
 import type { BackendMetrics } from '../metrics.js';
@@ -24,11 +26,13 @@ export interface EngineBreakerOptions {
 }
 
 /** A call we abandoned (cancel, shutdown) says nothing about the engine's health. */
-class AbandonedCall extends Error {
+class AbandonedCall extends FloodgateError<'abandoned'> {
   constructor(readonly original: unknown) {
-    super('transcription abandoned');
+    super('AbandonedCall', 'abandoned', 'transcription abandoned');
   }
 }
+
+const isAbandonedCall = (error: unknown): error is AbandonedCall => hasBrand(error, 'AbandonedCall');
 
 export function createEngineBreaker(options: EngineBreakerOptions = {}): CircuitBreaker {
   const breaker = new CircuitBreaker({
@@ -40,7 +44,7 @@ export function createEngineBreaker(options: EngineBreakerOptions = {}): Circuit
     halfOpenMaxCalls: 1,
     clock: options.clock,
     // Abandoned calls and bad input say nothing about the engine's health.
-    isFailure: (error) => !(error instanceof AbandonedCall) && !NOT_ENGINE_FAULTS.has(codeOf(error) ?? ''),
+    isFailure: (error) => !isAbandonedCall(error) && !NOT_ENGINE_FAULTS.has(codeOf(error) ?? ''),
   });
   const metrics = options.metrics;
   if (metrics) {
@@ -74,7 +78,7 @@ export function guardTranscriber(inner: Transcriber, breaker: CircuitBreaker): T
           }
         });
       } catch (error) {
-        throw error instanceof AbandonedCall ? error.original : error;
+        throw isAbandonedCall(error) ? error.original : error;
       }
     },
   };

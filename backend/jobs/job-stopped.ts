@@ -2,23 +2,17 @@
 // worker does about it (cancelled: clean up; shutdown: checkpoint and hand back; lease_lost:
 // another worker owns the job now, so touch nothing).
 
+import { FloodgateError, hasBrand } from '../../core/errors.js';
+
 export type StopReason = 'cancelled' | 'shutdown' | 'lease_lost';
 
-export class JobStopped extends Error {
-  readonly isJobStopped = true;
+/** Its code is the reason. */
+export class JobStopped extends FloodgateError<StopReason> {
   constructor(readonly reason: StopReason) {
-    super(`job stopped: ${reason}`);
-    this.name = 'JobStopped';
+    super('JobStopped', reason, `job stopped: ${reason}`);
   }
 }
 
 export function isJobStopped(error: unknown, reason?: StopReason): error is JobStopped {
-  if (
-    typeof error !== 'object' ||
-    error === null ||
-    (error as { isJobStopped?: unknown }).isJobStopped !== true
-  ) {
-    return false;
-  }
-  return reason === undefined || (error as JobStopped).reason === reason;
+  return hasBrand(error, 'JobStopped') && (reason === undefined || (error as JobStopped).reason === reason);
 }

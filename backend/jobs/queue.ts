@@ -11,9 +11,11 @@
 //   throws anything else     → retried with exponential backoff, up to `attempts`
 //
 // BullMQ keys live under `<prefix>bull:transcribe:*`.
+
 import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { FloodgateError, hasBrand } from '../../core/errors.js';
 import { JobStopped, type StopReason } from './job-stopped.js';
 
 export const QUEUE_NAME = 'transcribe';
@@ -35,11 +37,14 @@ export interface JobContext {
 export type JobHandler = (jobId: string, context: JobContext) => Promise<HandlerResult>;
 
 /** Thrown by a handler for a failure retrying cannot fix. */
-export class PermanentJobError extends Error {
+export class PermanentJobError extends FloodgateError<'permanent'> {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'PermanentJobError';
+    super('PermanentJobError', 'permanent', message, options);
   }
+}
+
+export function isPermanentJobError(error: unknown): error is PermanentJobError {
+  return hasBrand(error, 'PermanentJobError');
 }
 
 export interface QueueConnectionOptions {
@@ -190,7 +195,7 @@ export class JobWorker {
           throw new Error('lease lost; the job belongs to another worker');
       }
     } catch (error) {
-      if (error instanceof PermanentJobError) throw new UnrecoverableError(error.message);
+      if (isPermanentJobError(error)) throw new UnrecoverableError(error.message);
       throw error;
     } finally {
       this.running.delete(id);

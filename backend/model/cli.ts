@@ -1,7 +1,7 @@
 // `floodgate model download NAME`: the download with a progress bar, and a plain answer on failure.
 import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
-import { downloadModel, ModelDownloadError } from './download.js';
+import { downloadModel, isModelDownloadError } from './download.js';
 
 export function defaultModelDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.DATA_DIR ?? '.data', 'models');
@@ -35,10 +35,9 @@ export async function runModelDownload(name: string, dir = defaultModelDir()): P
   } catch (err) {
     if (started) bar.stop();
     const cause = (err as { cause?: { message?: string } }).cause?.message;
-    const message =
-      err instanceof ModelDownloadError
-        ? err.message
-        : `${(err as Error).message}${cause ? ` (${cause})` : ''}; is this machine online?`;
+    const message = isModelDownloadError(err)
+      ? err.message
+      : `${(err as Error).message}${cause ? ` (${cause})` : ''}; is this machine online?`;
     process.stderr.write(`floodgate model download: ${message}\n`);
     return 1;
   }

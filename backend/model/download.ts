@@ -1,5 +1,6 @@
 // Fetches a ggml model over HTTP, hashing while it streams to a .part file; only a file whose
 // SHA-1 matches the catalog is renamed into place, so a partial or corrupt model never loads.
+
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
@@ -7,15 +8,19 @@ import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fetch } from 'undici';
+import { FloodgateError, hasBrand } from '../../core/errors.js';
 import { MODEL_BASE_URL, MODEL_SHA1, modelFileName } from './catalog.js';
 
-export class ModelDownloadError extends Error {
-  constructor(
-    readonly code: 'unknown_model' | 'http_error' | 'checksum_mismatch',
-    message: string,
-  ) {
-    super(message);
+export type ModelDownloadErrorCode = 'unknown_model' | 'http_error' | 'checksum_mismatch';
+
+export class ModelDownloadError extends FloodgateError<ModelDownloadErrorCode> {
+  constructor(code: ModelDownloadErrorCode, message: string) {
+    super('ModelDownloadError', code, message);
   }
+}
+
+export function isModelDownloadError(err: unknown): err is ModelDownloadError {
+  return hasBrand(err, 'ModelDownloadError');
 }
 
 export interface DownloadOptions {

@@ -2,7 +2,7 @@
 // its stable code, never by message or instanceof (two copies of this module may be loaded).
 import { FloodgateError, hasBrand } from '../errors.js';
 
-export const CIRCUIT_OPEN = 'CIRCUIT_OPEN';
+export const CIRCUIT_OPEN = 'circuit_open';
 
 export class CircuitBreakerOpenError extends FloodgateError<typeof CIRCUIT_OPEN> {
   /** Whole seconds for a Retry-After header: never below 1. */

@@ -1,42 +1,43 @@
 // Every error the proxy answers with, in one registry: a stable code, its HTTP status and its
 // JSON body (the README's "Proxy responses" lists them). Callers match on `code`, never on a message.
+// Codes are lower_snake like every Floodgate error code; they stay internal (bodies carry messages).
 
 export type ProxyErrorCode =
-  | 'NO_ROUTE'
-  | 'RATE_LIMITED'
-  | 'CIRCUIT_OPEN'
-  | 'STORE_UNAVAILABLE'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'BAD_GATEWAY'
-  | 'GATEWAY_TIMEOUT'
-  | 'BAD_REQUEST'
-  | 'REQUEST_TIMEOUT'
-  | 'HEADERS_TOO_LARGE';
+  | 'no_route'
+  | 'rate_limited'
+  | 'circuit_open'
+  | 'store_unavailable'
+  | 'payload_too_large'
+  | 'bad_gateway'
+  | 'gateway_timeout'
+  | 'bad_request'
+  | 'request_timeout'
+  | 'headers_too_large';
 
 const STATUS: Record<ProxyErrorCode, number> = {
-  NO_ROUTE: 404,
-  RATE_LIMITED: 429,
-  CIRCUIT_OPEN: 503,
-  STORE_UNAVAILABLE: 503,
-  PAYLOAD_TOO_LARGE: 413,
-  BAD_GATEWAY: 502,
-  GATEWAY_TIMEOUT: 504,
-  BAD_REQUEST: 400,
-  REQUEST_TIMEOUT: 408,
-  HEADERS_TOO_LARGE: 431,
+  no_route: 404,
+  rate_limited: 429,
+  circuit_open: 503,
+  store_unavailable: 503,
+  payload_too_large: 413,
+  bad_gateway: 502,
+  gateway_timeout: 504,
+  bad_request: 400,
+  request_timeout: 408,
+  headers_too_large: 431,
 };
 
 const MESSAGE: Record<ProxyErrorCode, string> = {
-  NO_ROUTE: 'No route',
-  RATE_LIMITED: 'Rate limit exceeded',
-  CIRCUIT_OPEN: 'Service temporarily unavailable',
-  STORE_UNAVAILABLE: 'Rate limit store unavailable',
-  PAYLOAD_TOO_LARGE: 'Payload too large',
-  BAD_GATEWAY: 'Bad gateway',
-  GATEWAY_TIMEOUT: 'Gateway timeout',
-  BAD_REQUEST: 'Bad request',
-  REQUEST_TIMEOUT: 'Request timeout',
-  HEADERS_TOO_LARGE: 'Request header fields too large',
+  no_route: 'No route',
+  rate_limited: 'Rate limit exceeded',
+  circuit_open: 'Service temporarily unavailable',
+  store_unavailable: 'Rate limit store unavailable',
+  payload_too_large: 'Payload too large',
+  bad_gateway: 'Bad gateway',
+  gateway_timeout: 'Gateway timeout',
+  bad_request: 'Bad request',
+  request_timeout: 'Request timeout',
+  headers_too_large: 'Request header fields too large',
 };
 
 export function statusOf(code: ProxyErrorCode): number {
@@ -56,7 +57,7 @@ const TIMEOUT_CODES = new Set([
 ]);
 
 /** Maps an undici or socket error to the gateway answer it deserves. */
-export function classifyUpstreamError(err: unknown): 'BAD_GATEWAY' | 'GATEWAY_TIMEOUT' {
+export function classifyUpstreamError(err: unknown): 'bad_gateway' | 'gateway_timeout' {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && TIMEOUT_CODES.has(code) ? 'GATEWAY_TIMEOUT' : 'BAD_GATEWAY';
+  return typeof code === 'string' && TIMEOUT_CODES.has(code) ? 'gateway_timeout' : 'bad_gateway';
 }

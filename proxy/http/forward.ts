@@ -145,7 +145,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.settle('failure', 502);
     } else if (typeof code === 'string' && REFUSED_BY_CLIENT.has(code)) {
       res.shouldKeepAlive = false;
-      this.settle('aborted', sendError(res, 'BAD_REQUEST'));
+      this.settle('aborted', sendError(res, 'bad_request'));
     } else {
       this.settle('failure', sendError(res, classifyUpstreamError(err), { upstream: this.f.target.name }));
     }

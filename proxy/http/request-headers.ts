@@ -24,7 +24,7 @@ export interface HeaderRules {
 
 export type CheckedHeaders =
   | { readonly ok: true; readonly headers: string[] }
-  | { readonly ok: false; readonly code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE'; readonly detail: string };
+  | { readonly ok: false; readonly code: 'bad_request' | 'headers_too_large'; readonly detail: string };
 
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
@@ -81,7 +81,7 @@ export function checkRequestHeaders(
 ): CheckedHeaders {
   const raw = req.rawHeaders;
   if (raw.length > rules.maxHeaders * 2) {
-    return { ok: false, code: 'HEADERS_TOO_LARGE', detail: `more than ${rules.maxHeaders} headers` };
+    return { ok: false, code: 'headers_too_large', detail: `more than ${rules.maxHeaders} headers` };
   }
   const extra = connectionTokens(req.headers.connection);
   let seen: Set<string> | null = null;
@@ -112,5 +112,5 @@ export function checkRequestHeaders(
 }
 
 function duplicate(name: string): CheckedHeaders {
-  return { ok: false, code: 'BAD_REQUEST', detail: `more than one ${name} header` };
+  return { ok: false, code: 'bad_request', detail: `more than one ${name} header` };
 }

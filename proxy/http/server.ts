@@ -37,7 +37,7 @@ import type { RouteRuntime, Runtime } from './runtime.js';
 const CLIENT_CLOSED = 499;
 
 /** Refusals after which the connection is closed, as nginx does. */
-const CLOSES: ReadonlySet<ProxyErrorCode> = new Set(['BAD_REQUEST', 'HEADERS_TOO_LARGE', 'REQUEST_TIMEOUT']);
+const CLOSES: ReadonlySet<ProxyErrorCode> = new Set(['bad_request', 'headers_too_large', 'request_timeout']);
 
 /** Longest a refused client may go on sending its body before the connection is cut. */
 const LINGER_MS = 5_000;
@@ -109,7 +109,7 @@ export class DataPlane {
     this.server = createServer(options, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         d.logger.error({ err }, 'request handler failed');
-        if (!res.headersSent) sendError(res, 'BAD_GATEWAY', { upstream: null });
+        if (!res.headersSent) sendError(res, 'bad_gateway', { upstream: null });
       });
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -163,14 +163,14 @@ export class DataPlane {
   private async admit(req: IncomingMessage, rt: Runtime): Promise<Verdict> {
     const target = normalizeTarget(req.url ?? '/');
     if (target === null)
-      return { pass: false, route: null, code: 'BAD_REQUEST', extra: { detail: 'request target' } };
+      return { pass: false, route: null, code: 'bad_request', extra: { detail: 'request target' } };
     const route = rt.match(req.method ?? 'GET', target.matchPath);
-    if (!route) return { pass: false, route: null, code: 'NO_ROUTE' };
+    if (!route) return { pass: false, route: null, code: 'no_route' };
 
     // A declared body over max_body is refused before it can use up any of the client's quota.
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.maxBody) {
-      return { pass: false, route, code: 'PAYLOAD_TOO_LARGE', extra: { max_body: route.maxBody } };
+      return { pass: false, route, code: 'payload_too_large', extra: { max_body: route.maxBody } };
     }
     const checked = checkRequestHeaders(
       req,
@@ -227,7 +227,7 @@ export class DataPlane {
     } catch (err) {
       if (!isStoreUnavailable(err)) throw err;
       if (!rt.storeDenies) return { pass: true, headers: null };
-      return { pass: false, route, code: 'STORE_UNAVAILABLE', headers: { 'retry-after': '1' } };
+      return { pass: false, route, code: 'store_unavailable', headers: { 'retry-after': '1' } };
     }
     const headers = limitHeaders(limits.policyHeader, decision);
     if (decision.allowed) {
@@ -251,7 +251,7 @@ export class DataPlane {
     return {
       pass: false,
       route,
-      code: 'RATE_LIMITED',
+      code: 'rate_limited',
       extra: { limit: r.limit, window: r.window, retry_after: r.retryAfter },
       headers: { ...headers, 'retry-after': String(r.retryAfter) },
     };
@@ -278,7 +278,7 @@ export class DataPlane {
     ): void => {
       // A client still sending a body we refuse must be able to read the answer: closing at once
       // would meet its next bytes with a reset, which can destroy the answer before it is read.
-      if (hasBody(req) && !req.complete && code !== 'REQUEST_TIMEOUT') linger(req, res);
+      if (hasBody(req) && !req.complete && code !== 'request_timeout') linger(req, res);
       else if (CLOSES.has(code) || hasBody(req)) res.shouldKeepAlive = false;
       finish(sendError(res, code, extra, headers));
     };
@@ -302,8 +302,8 @@ export class DataPlane {
         tempDir: this.tempDir,
       });
       if (!read.ok) {
-        if (read.reason === 'too-large') return refuse('PAYLOAD_TOO_LARGE', { max_body: v.route.maxBody });
-        if (read.reason === 'timeout') return refuse('REQUEST_TIMEOUT');
+        if (read.reason === 'too-large') return refuse('payload_too_large', { max_body: v.route.maxBody });
+        if (read.reason === 'timeout') return refuse('request_timeout');
         return finish(CLIENT_CLOSED);
       }
       body = read.body;
@@ -419,7 +419,7 @@ function circuitOpen(
   return {
     pass: false,
     route,
-    code: 'CIRCUIT_OPEN',
+    code: 'circuit_open',
     extra: { upstream: name, state: breaker.state, retry_after: retryAfter },
     headers: { ...limitHeaders, 'retry-after': String(retryAfter), 'cache-control': 'no-store' },
   };

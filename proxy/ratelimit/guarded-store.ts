@@ -1,18 +1,19 @@
 // What the proxy does when its shared store fails (the policy's store.on_error). A breaker sits in
 // front of the primary store, so during an outage each request costs one branch, not one
 // timeout; once the breaker half-opens, a single probe finds out whether the store is back.
+
 import type { CircuitBreaker } from '../../core/breaker/circuit-breaker.js';
+import { FloodgateError, hasBrand } from '../../core/errors.js';
 import type { Algorithm, Decision, RateLimitStore, WindowSpec } from './store.js';
 
-export class StoreUnavailableError extends Error {
-  readonly code = 'STORE_UNAVAILABLE' as const;
+export class StoreUnavailableError extends FloodgateError<'store_unavailable'> {
   constructor(cause?: unknown) {
-    super('rate limit store unavailable', { cause });
+    super('StoreUnavailableError', 'store_unavailable', 'rate limit store unavailable', { cause });
   }
 }
 
 export function isStoreUnavailable(err: unknown): err is StoreUnavailableError {
-  return (err as { code?: unknown } | null)?.code === 'STORE_UNAVAILABLE';
+  return hasBrand(err, 'StoreUnavailableError');
 }
 
 export interface GuardedStoreOptions {

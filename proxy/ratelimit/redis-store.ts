@@ -31,6 +31,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
+import { FloodgateError } from '../../core/errors.js';
 import { projectPath } from '../../core/paths.js';
 import type { Algorithm, Decision, RateLimitStore, WindowSpec, WindowState } from './store.js';
 
@@ -51,11 +52,13 @@ export interface RedisRateLimitStoreOptions {
   readonly clock?: Clock;
 }
 
-export class RateLimitStoreTimeoutError extends Error {
-  readonly code = 'RATE_LIMIT_STORE_TIMEOUT';
+export class RateLimitStoreTimeoutError extends FloodgateError<'rate_limit_store_timeout'> {
   constructor(readonly timeoutMs: number) {
-    super(`rate limit store call exceeded ${timeoutMs} ms`);
-    this.name = 'RateLimitStoreTimeoutError';
+    super(
+      'RateLimitStoreTimeoutError',
+      'rate_limit_store_timeout',
+      `rate limit store call exceeded ${timeoutMs} ms`,
+    );
   }
 }
 

@@ -1,5 +1,5 @@
 // The upstream breaker through a real proxy and upstream, on a manual clock: it opens after
-// failure_threshold failures (failure statuses and connect errors), fails fast with the 503 CIRCUIT_OPEN answer,
+// failure_threshold failures (failure statuses and connect errors), fails fast with the 503 circuit_open answer,
 // admits exactly half_open_max_calls probes, closes after success_threshold successes, and shows all of
 // it on /admin/breakers and in the circuit_breaker_* metrics.
 import { request } from 'undici';

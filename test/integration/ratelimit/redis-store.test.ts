@@ -281,7 +281,7 @@ describe('RedisRateLimitStore', () => {
       const started = Date.now();
       const err = await store.hit('k', WINDOWS, 'sliding-log').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RateLimitStoreTimeoutError);
-      expect((err as RateLimitStoreTimeoutError).code).toBe('RATE_LIMIT_STORE_TIMEOUT');
+      expect((err as RateLimitStoreTimeoutError).code).toBe('rate_limit_store_timeout');
       expect(Date.now() - started).toBeLessThan(2_000);
     });
 

@@ -40,14 +40,14 @@ describe('checkRequestHeaders', () => {
       false,
       RULES,
     );
-    expect(out).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
+    expect(out).toMatchObject({ ok: false, code: 'bad_request' });
   });
 
   it('refuses a second copy of the key header but forwards both copies of another', () => {
     const twoKeys = req('X-Api-Key', 'a', 'x-api-key', 'b');
     expect(checkRequestHeaders(twoKeys, 'x-api-key', false, RULES)).toMatchObject({
       ok: false,
-      code: 'BAD_REQUEST',
+      code: 'bad_request',
     });
     expect(forwarded(twoKeys, null)).toEqual(['X-Api-Key', 'a', 'x-api-key', 'b']);
     expect(forwarded(req('Accept', 'a', 'Accept', 'b', 'X-Api-Key', 'k'), 'x-api-key')).toEqual([
@@ -65,7 +65,7 @@ describe('checkRequestHeaders', () => {
     expect(forwarded(req('A', '1', 'B', '2'), null, false, rules)).toHaveLength(4);
     expect(checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), null, false, rules)).toMatchObject({
       ok: false,
-      code: 'HEADERS_TOO_LARGE',
+      code: 'headers_too_large',
     });
   });
 

@@ -137,7 +137,7 @@ describe('CircuitBreaker: OPEN', () => {
     expect(breaker.retryAfterMs()).toBe(42_500);
 
     const error = (await breaker.execute(() => 'never').catch((e: unknown) => e)) as CircuitBreakerOpenError;
-    expect(error.code).toBe('CIRCUIT_OPEN');
+    expect(error.code).toBe('circuit_open');
     expect(error.state).toBe('OPEN');
     expect(error.breakerName).toBe('transcriber');
     expect(error.retryAfterMs).toBe(42_500);
@@ -245,7 +245,7 @@ describe('CircuitBreaker: HALF_OPEN', () => {
     const calls = [deferred(), deferred(), deferred()];
     const running = calls.map((d) => breaker.execute(() => d.promise));
     await expect(breaker.execute(() => 'fourth')).rejects.toMatchObject({
-      code: 'CIRCUIT_OPEN',
+      code: 'circuit_open',
       state: 'HALF_OPEN',
     });
 
@@ -596,14 +596,14 @@ describe('isCircuitBreakerOpenError', () => {
   it('matches by brand, not by class identity', () => {
     const error = new CircuitBreakerOpenError('svc', 'OPEN', 1_500);
     expect(isCircuitBreakerOpenError(error)).toBe(true);
-    expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', name: 'CircuitBreakerOpenError', retryAfter: 2 });
+    expect(error).toMatchObject({ code: 'circuit_open', name: 'CircuitBreakerOpenError', retryAfter: 2 });
     // Another copy of the module makes another class, with the same Symbol.for brand (core/errors.ts).
-    const foreign = { [Symbol.for('floodgate.error')]: 'CircuitBreakerOpenError', code: 'CIRCUIT_OPEN' };
+    const foreign = { [Symbol.for('floodgate.error')]: 'CircuitBreakerOpenError', code: 'circuit_open' };
     expect(isCircuitBreakerOpenError(foreign)).toBe(true);
     expect(isCircuitBreakerOpenError({ [Symbol.for('floodgate.error')]: 'ApiError' })).toBe(false);
     expect(isCircuitBreakerOpenError(new Error('circuit open'))).toBe(false);
     expect(isCircuitBreakerOpenError(null)).toBe(false);
-    expect(isCircuitBreakerOpenError('CIRCUIT_OPEN')).toBe(false);
+    expect(isCircuitBreakerOpenError('circuit_open')).toBe(false);
   });
 
   it('never advises retrying in under a second', () => {
