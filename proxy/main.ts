@@ -1,12 +1,10 @@
 // Composition root of the proxy: builds the clock, stores, breakers, metrics and logger from a
 // policy file, starts the data and admin listeners, and swaps policies on reload. Everything the
-// hot path needs is compiled here, once per load (see http/runtime.ts).
-
+// hot path needs is compiled once per load (http/compile-runtime.ts); the store is built by
+// ratelimit/build-store.ts.
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
-import { CircuitBreaker } from '../core/breaker/circuit-breaker.js';
 import { BreakerRegistry } from '../core/breaker/registry.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { FloodgateError } from '../core/errors.js';
@@ -16,23 +14,15 @@ import type { Policy } from './config/schema.js';
 import { sectionHash } from './config/section-hash.js';
 import { type PolicyWatcher, watchPolicyFile } from './config/watch.js';
 import { type AdminApi, createAdminServer, type ReloadResult } from './http/admin.js';
-import { canonicalIp, compileTrustedProxies } from './http/client-ip.js';
 import { clientSettingsFromEnv } from './http/client-settings.js';
+import { compileRuntime, type PoolEntry } from './http/compile-runtime.js';
 import { Dashboard } from './http/dashboard/dashboard.js';
 import { dashboardSnapshot } from './http/dashboard/snapshot.js';
-import { headerIdentity, ipIdentity } from './http/identity.js';
-import { compileRoutes } from './http/router.js';
-import { keyExtractor, type RouteRuntime, type Runtime, type UpstreamRuntime } from './http/runtime.js';
+import type { Runtime } from './http/runtime.js';
 import { DataPlane } from './http/server.js';
 import { ProxyMetrics } from './observability/metrics.js';
 import { TransitionLog } from './observability/transition-log.js';
-import { GuardedStore } from './ratelimit/guarded-store.js';
-import { rateLimitPolicy } from './ratelimit/headers.js';
-import { RateLimiter } from './ratelimit/limiter.js';
-import { MemoryRateLimitStore } from './ratelimit/memory-store.js';
-import { connectRedis } from './ratelimit/redis-client.js';
-import { RedisRateLimitStore } from './ratelimit/redis-store.js';
-import type { RateLimitStore } from './ratelimit/store.js';
+import { buildStore, type StoreBundle, storeHash } from './ratelimit/build-store.js';
 
 /** The policy file does not load; `errors` holds one line per problem. */
 export class PolicyError extends FloodgateError<'invalid_policy'> {
@@ -61,112 +51,10 @@ export interface RunningProxy {
   close(drainMs?: number): Promise<void>;
 }
 
-/** A store and what it was built from, so a reload that leaves `store:` alone keeps its counters. */
-interface StoreBundle {
-  readonly hash: string;
-  readonly store: RateLimitStore;
-  readonly degraded: () => boolean;
-  /**
-   * Settles once the store has either connected or failed its first attempt (bounded), so the first
-   * requests neither race the connection (commands fail fast while disconnected) nor wait on a dead one.
-   */
-  readonly ready: Promise<void>;
-  /** Closes the store and whatever connection it was built with. */
-  close(): Promise<void>;
-}
-
-interface PoolEntry {
-  readonly hash: string;
-  readonly pool: Pool;
-}
-
 /** How long a shutdown waits for in-flight requests. */
 export const DRAIN_MS = 10_000;
 /** The bound on each later step of a shutdown (closing listeners, pools, the store). */
 const CLOSE_STEP_MS = 1_000;
-
-const STORE_BREAKER = { failureThreshold: 3, successThreshold: 1, timeoutMs: 1_000, halfOpenMaxCalls: 1 };
-/** Longest a start or reload waits for a new Redis connection before serving with it anyway. */
-const STORE_CONNECT_WAIT_MS = 5_000;
-
-function firstConnection(redis: ReturnType<typeof connectRedis>): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      redis.off('ready', done);
-      redis.off('error', done);
-      resolve();
-    };
-    const timer = setTimeout(done, STORE_CONNECT_WAIT_MS);
-    redis.once('ready', done);
-    redis.once('error', done);
-  });
-}
-
-function buildStore(policy: Policy, clock: Clock, metrics: ProxyMetrics, logger: Logger): StoreBundle {
-  const s = policy.store;
-  const hash = sectionHash(s);
-  // Label handles made once: under a flood of new identities this runs on every request.
-  const evicted = [false, true].map((l) => metrics.storeEvictions.labels({ limited: String(l) }));
-  const memory = (): MemoryRateLimitStore =>
-    new MemoryRateLimitStore({ clock, maxKeys: s.maxKeys, onEvict: (l) => evicted[l ? 1 : 0]!.inc() });
-  if (s.type === 'memory') {
-    const store = memory();
-    return { hash, store, degraded: () => false, ready: Promise.resolve(), close: () => store.close() };
-  }
-  // FLOODGATE_REDIS_AUTOPIPELINING=1 turns ioredis auto-pipelining on (off by default; bench/ compares
-  // both). A process setting, not policy: it changes how commands share writes, never what is decided.
-  const redis = connectRedis(s.url, {
-    commandTimeoutMs: s.timeoutMs,
-    autoPipelining: process.env.FLOODGATE_REDIS_AUTOPIPELINING === '1',
-    cluster: s.cluster,
-  });
-  const breaker = new CircuitBreaker({ name: 'rate-limit-store', clock, ...STORE_BREAKER });
-  breaker.on('open', () =>
-    logger.error({ store: 'redis' }, 'rate limit store unavailable; on_error=' + s.onError),
-  );
-  breaker.on('close', () => logger.info({ store: 'redis' }, 'rate limit store recovered'));
-  const store = new GuardedStore({
-    // The client's commandTimeout already bounds each call at store.timeout; a second timer here
-    // would only cost the hot path a promise and a timer per request. Except on a cluster: its client
-    // queues commands while it (re)discovers the nodes, and that queue knows no commandTimeout.
-    primary: new RedisRateLimitStore({
-      redis,
-      prefix: s.prefix,
-      timeoutMs: s.cluster ? s.timeoutMs : undefined,
-    }),
-    breaker,
-    fallback: s.onError === 'local' ? memory() : null,
-    observe: (seconds, err) => {
-      metrics.storeDuration.observe(seconds);
-      if (err !== undefined) metrics.storeErrors.inc();
-    },
-  });
-  return {
-    hash,
-    store,
-    degraded: () => !store.healthy,
-    ready: firstConnection(redis),
-    async close() {
-      await store.close();
-      // The store does not own its client. QUIT lets commands already sent finish (a reload retires a
-      // store that requests may still be using); a Redis that does not answer gets no longer than a call.
-      await Promise.race([
-        redis.quit().catch(() => undefined),
-        new Promise((r) => setTimeout(r, s.timeoutMs).unref()),
-      ]);
-      redis.disconnect();
-    },
-  };
-}
-
-function newPool(u: Policy['upstreams'][string]): Pool {
-  return new Pool(u.url, {
-    connections: 256,
-    keepAliveTimeout: 30_000,
-    connect: { timeout: u.timeouts.connectMs },
-  });
-}
 
 async function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
   server.listen(port, host);
@@ -187,92 +75,37 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const first = await loadPolicyFile(o.configFile, o.env);
   if (!first.ok) throw new PolicyError(first.errors);
 
+  // FLOODGATE_REDIS_AUTOPIPELINING=1 turns ioredis auto-pipelining on (off by default; bench/ compares
+  // both). A process setting, not policy: it changes how commands share writes, never what is decided.
+  const storeOptions = {
+    clock,
+    metrics,
+    logger,
+    autoPipelining: process.env.FLOODGATE_REDIS_AUTOPIPELINING === '1',
+  };
   let policy = first.policy;
   let version = 0;
-  let store: StoreBundle = buildStore(policy, clock, metrics, logger);
-  let pools = new Map<string, PoolEntry>();
+  let store: StoreBundle = buildStore(policy, storeOptions);
+  let pools: ReadonlyMap<string, PoolEntry> = new Map();
   await store.ready;
   let runtime = compile(policy);
 
-  /** Compiles `p` into a runtime, reusing the store, pools and breakers it leaves unchanged. */
+  /** Compiles `p` into the next runtime on the current store; closes the pools it no longer uses. */
   function compile(p: Policy): Runtime {
-    const live = breakers.sync(
-      Object.fromEntries(
-        Object.values(p.upstreams).map((u) => [
-          u.name,
-          { ...u.breaker, failureRate: u.breaker.failureRate ?? undefined },
-        ]),
-      ),
-    );
-    const nextPools = new Map<string, PoolEntry>();
-    const upstreams = new Map<string, UpstreamRuntime>();
-    for (const u of Object.values(p.upstreams)) {
-      const hash = sectionHash([u.url, u.timeouts]);
-      const prev = pools.get(u.name);
-      const entry = prev && prev.hash === hash ? prev : { hash, pool: newPool(u) };
-      nextPools.set(u.name, entry);
-      upstreams.set(u.name, {
-        name: u.name,
-        url: u.url,
-        breaker: live.get(u.name)!,
-        target: {
-          name: u.name,
-          pool: entry.pool,
-          responseTimeoutMs: u.timeouts.responseMs,
-          idleTimeoutMs: u.timeouts.idleMs,
-          failureStatuses: new Set(u.breaker.failureStatuses),
-        },
-      });
-    }
-    const kept = new Set(nextPools.values());
-    const retired = [...pools.values()].filter((e) => !kept.has(e));
-    pools = nextPools;
-    // close() lets requests already on a retired pool finish.
-    for (const e of retired) void e.pool.close();
-
-    const routes = new Map<string, RouteRuntime>();
-    const table = p.routes.map((r) => {
-      const upstream = upstreams.get(r.upstream)!;
-      const limits = r.limits;
-      const rt: RouteRuntime = {
-        name: r.name,
-        upstream,
-        duration: metrics.durationHandle(r.name, upstream.name),
-        maxBody: r.maxBodyBytes ?? Number.POSITIVE_INFINITY,
-        limits: limits && {
-          // The scope carries a hash of the limits: an unchanged route keeps its counters across a
-          // reload, a changed one starts afresh instead of misreading state kept for other windows.
-          limiter: new RateLimiter({
-            store: store.store,
-            windows: limits.windows,
-            algorithm: limits.algorithm,
-            scope: `${r.name}:${sectionHash(limits).slice(0, 8)}`,
-          }),
-          keyHeader: limits.key.type === 'header' ? limits.key.name : null,
-          keyOf: keyExtractor(limits.key.type === 'header' ? limits.key.name : null),
-          adminKey:
-            limits.key.type === 'header'
-              ? headerIdentity
-              : (id: string) => ipIdentity(canonicalIp(id), p.clientIp.ipv6Prefix),
-          shadow: limits.shadow,
-          policyHeader: rateLimitPolicy(limits.windows),
-        },
-      };
-      routes.set(r.name, rt);
-      return { match: r.match, rt };
-    });
-    const router = compileRoutes(table);
     version++;
-    return {
+    const next = compileRuntime({
+      policy: p,
       version,
       loadedAt: new Date(clock.now()),
-      match: (method, path) => router.match(method, path)?.rt,
-      routes,
-      upstreams,
-      clientIp: compileTrustedProxies(p.clientIp.trustedProxies.map((c) => c.cidr)),
-      ipv6Prefix: p.clientIp.ipv6Prefix,
-      storeDenies: p.store.onError === 'deny',
-    };
+      breakers,
+      metrics,
+      store: store.store,
+      pools,
+    });
+    pools = next.pools;
+    // close() lets requests already on a retired pool finish.
+    for (const e of next.retired) void e.pool.close();
+    return next.runtime;
   }
 
   let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, version });
@@ -292,8 +125,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         sectionHash([policy.listen, policy.admin.listen]);
       if (listenChanged) logger.warn('listen addresses change only on restart; the other changes apply now');
       const oldStore = store;
-      if (sectionHash(next.policy.store) !== store.hash) {
-        const fresh = buildStore(next.policy, clock, metrics, logger);
+      if (storeHash(next.policy) !== store.hash) {
+        const fresh = buildStore(next.policy, storeOptions);
         await fresh.ready;
         store = fresh;
       }

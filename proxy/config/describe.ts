@@ -1,6 +1,5 @@
 // The text of `floodgate validate` (a short summary of a valid policy) and `floodgate explain` (what the
 // proxy would do with one request). Pure functions of the policy, so tests compare exact strings.
-
 import { redactUrl } from '../../core/redact-url.js';
 import { normalizeTarget } from '../http/normalize-path.js';
 import { compileRoutes } from '../http/router.js';

@@ -28,7 +28,6 @@ import {
   SIZE_UNITS,
 } from '../../core/units.js';
 import type { WindowSpec } from '../ratelimit/store.js';
-import { sectionHash } from './section-hash.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Addresses, keys and paths (values with units are core/units.ts's). Each parser returns the value or an
@@ -481,14 +480,9 @@ export const policySchema = strict(policyShape)
     admin: p.admin,
     store: p.store,
     clientIp: p.client_ip,
-    upstreams: Object.fromEntries(
-      Object.entries(p.upstreams).map(([n, u]) => {
-        const upstream = { name: n, ...u };
-        return [n, { ...upstream, hash: sectionHash(upstream) }];
-      }),
-    ),
+    upstreams: Object.fromEntries(Object.entries(p.upstreams).map(([n, u]) => [n, { name: n, ...u }])),
     /** In declaration order: the first matching route wins. */
-    routes: p.routes.map((r) => ({ ...r, hash: sectionHash(r) })),
+    routes: p.routes,
   }));
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 // What the proxy does when its shared store fails (the policy's store.on_error). A breaker sits in
 // front of the primary store, so during an outage each request costs one branch, not one
 // timeout; once the breaker half-opens, a single probe finds out whether the store is back.
-
 import type { CircuitBreaker } from '../../core/breaker/circuit-breaker.js';
 import { FloodgateError, hasBrand } from '../../core/errors.js';
 import type { Algorithm, Decision, RateLimitStore, WindowSpec } from './store.js';

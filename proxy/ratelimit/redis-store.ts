@@ -26,7 +26,6 @@
 //
 // Errors (connection, timeout, script errors) reject every decision of the failed call; the proxy
 // applies on_error.
-
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';

@@ -3,6 +3,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../core/clock.js';
+import { headerIdentity } from '../../../proxy/http/identity.js';
 import { type Rejection, RejectionLog } from '../../../proxy/observability/rejection-log.js';
 
 function setup(options: { intervalMs?: number; perSecond?: number; maxTracked?: number } = {}) {
@@ -16,7 +17,7 @@ function setup(options: { intervalMs?: number; perSecond?: number; maxTracked?: 
   const reject = (over: Partial<Rejection> = {}) =>
     log.record({
       route: 'search',
-      identity: 'h:alice',
+      identity: headerIdentity('alice'),
       window: '1m',
       limit: 10,
       retryAfter: 3,
@@ -34,7 +35,7 @@ describe('RejectionLog', () => {
       expect.objectContaining({
         msg: 'rate limit exceeded',
         route: 'search',
-        identifier: hashId('h:alice'),
+        identifier: hashId(headerIdentity('alice')),
         limit: 10,
         remaining: 0,
         window: '1m',
@@ -65,11 +66,11 @@ describe('RejectionLog', () => {
   it('gives each identity, window and route its own line', () => {
     const { lines, hashId, reject } = setup();
     reject();
-    reject({ identity: 'h:bob' });
+    reject({ identity: headerIdentity('bob') });
     reject({ window: '1h' });
     reject({ route: 'upload' });
     reject();
-    const [alice, bob] = [hashId('h:alice'), hashId('h:bob')];
+    const [alice, bob] = [hashId(headerIdentity('alice')), hashId(headerIdentity('bob'))];
     expect(lines().map((l) => `${l.route} ${l.window} ${l.identifier}`)).toEqual([
       `search 1m ${alice}`,
       `search 1m ${bob}`,
@@ -111,10 +112,10 @@ describe('RejectionLog', () => {
 
   it('never writes the raw identity', () => {
     const { raw, clock, reject } = setup();
-    reject({ identity: 'h:sk_live_SECRET' });
-    reject({ identity: 'h:sk_live_SECRET' });
+    reject({ identity: headerIdentity('sk_live_SECRET') });
+    reject({ identity: headerIdentity('sk_live_SECRET') });
     clock.advance(1_000);
-    reject({ identity: 'h:sk_live_SECRET' });
+    reject({ identity: headerIdentity('sk_live_SECRET') });
     expect(raw).toHaveLength(2);
     expect(raw.join('')).not.toContain('SECRET');
   });
