@@ -2,7 +2,6 @@
 // `file`) or a raw audio body. The size limit is enforced while bytes arrive, and the content type
 // before any are written; the SHA-256 of the stored bytes is taken as they are written. On any failure the partial file is removed and an ApiError says why;
 // the request is left readable so the caller can answer first and then discard the rest.
-
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';

@@ -2,7 +2,6 @@
 // poll /status until the job ends, then fetch the transcript in the format asked for. Polling starts
 // at pollIntervalMs and slows down while nothing changes, so a long job costs its status route (and
 // the proxy's limit on it) little. Progress, retries and the job id are reported through callbacks.
-
 import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
 import { stat } from 'node:fs/promises';

@@ -1,7 +1,6 @@
 // The transcription engine as the runner sees it: a Transcriber guarded by the library's
 // CircuitBreaker, one breaker around the whisper model. Repeated engine failures open the breaker;
 // while it is open, calls fail fast with CircuitBreakerOpenError and jobs wait instead of failing.
-
 import type { Logger } from 'pino';
 import { CircuitBreaker } from '../../core/breaker/index.js';
 import type { Clock } from '../../core/clock.js';

@@ -1,7 +1,6 @@
 // Why a running job was stopped from outside: the reason its AbortSignal carries, and what the
 // worker does about it (cancelled: clean up; shutdown: checkpoint and hand back; lease_lost:
 // another worker owns the job now, so touch nothing).
-
 import { FloodgateError, hasBrand } from '../../core/errors.js';
 
 export type StopReason = 'cancelled' | 'shutdown' | 'lease_lost';

@@ -11,7 +11,6 @@
 //   throws anything else     → retried with exponential backoff, up to `attempts`
 //
 // BullMQ keys live under `<prefix>bull:transcribe:*`.
-
 import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';

@@ -1,6 +1,5 @@
 // Fetches a ggml model over HTTP, hashing while it streams to a .part file; only a file whose
 // SHA-1 matches the catalog is renamed into place, so a partial or corrupt model never loads.
-
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
