@@ -9,7 +9,6 @@ import { createLogger } from '../core/logger.js';
 import { redactUrl } from '../core/redact-url.js';
 import type { Readiness } from './api/deps.js';
 import { createApiServer } from './api/server.js';
-import { type BackendRole, parseRole, settingsFromEnv } from './config.js';
 import type { AudioTools } from './jobs/audio-tools.js';
 import { publishCancel, subscribeCancels } from './jobs/cancel-bus.js';
 import { CheckpointManager } from './jobs/checkpoints.js';
@@ -20,30 +19,15 @@ import { JobRunner } from './jobs/pipeline.js';
 import { JobWorker, TranscriptionQueue } from './jobs/queue.js';
 import { BackendMetrics } from './metrics.js';
 import { DataPaths } from './paths.js';
+import { type BackendFlags, type BackendSettings, backendSettingsFromEnv } from './settings.js';
 
-export interface StartBackendOptions {
-  port?: number;
-  host?: string;
-  role?: BackendRole;
-  redisUrl: string;
-  dataDir: string;
-  whisperModel: string;
-  whisperBinary?: string | null;
-  whisperThreads?: number;
-  whisperFastDecode?: boolean;
+/** What startBackend takes besides its settings: collaborators, replaced in tests and benches. */
+export interface BackendDeps {
   logger?: Logger;
   /** Replaces whisper.cpp (tests). */
   transcriber?: Transcriber;
   /** Replaces ffmpeg (tests). */
   audio?: AudioTools;
-  keyPrefix?: string;
-  maxUploadBytes?: number;
-  maxDurationSec?: number;
-  checkpointIntervalMs?: number;
-  checkpointEverySegments?: number | null;
-  jobLeaseMs?: number;
-  /** Engine breaker: time OPEN before probing again (default 60 s). */
-  engineBreakerTimeoutMs?: number;
   clock?: Clock;
   /** Process-wide default metrics; off when several backends share a process (tests). */
   defaultMetrics?: boolean;
@@ -63,33 +47,36 @@ export interface RunningBackend {
 export const DRAIN_MS = 10_000;
 const ENGINE_RECHECK_MS = 10_000;
 
-export async function startBackend(options: StartBackendOptions): Promise<RunningBackend> {
-  const role = options.role ?? 'all';
-  const logger = options.logger ?? createLogger('floodgate-backend');
-  const prefix = options.keyPrefix ?? 'floodgate:';
-  const paths = new DataPaths(options.dataDir);
+/** Starts the API and/or a worker (settings.role) as `settings` say (backend/settings.ts). */
+export async function startBackend(
+  settings: BackendSettings,
+  deps: BackendDeps = {},
+): Promise<RunningBackend> {
+  const { role, redisUrl, keyPrefix: prefix } = settings;
+  const logger = deps.logger ?? createLogger('floodgate-backend');
+  const paths = new DataPaths(settings.dataDir);
   await paths.ensure();
 
   // Commands fail fast while Redis is away, so requests get a 5xx and /readyz a reason, not a hang.
-  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 });
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {}); // reported once below and by /readyz; ioredis keeps reconnecting
   try {
     await withTimeout(redis.ping(), 3_000);
   } catch (err) {
     logger.error(
-      { err, redis_url: redactUrl(options.redisUrl) },
+      { err, redis_url: redactUrl(redisUrl) },
       'Redis is not reachable: jobs and checkpoints need it. Install it (Debian: apt-get install redis-server; ' +
         'macOS: brew install redis), start it, and set REDIS_URL if it is not at redis://127.0.0.1:6379',
     );
   }
 
-  const metrics = new BackendMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+  const metrics = new BackendMetrics({ defaultMetrics: deps.defaultMetrics ?? true });
   const checkpoints = new CheckpointManager({
     redis,
     prefix,
-    checkpointIntervalMs: options.checkpointIntervalMs ?? 30_000,
-    everySegments: options.checkpointEverySegments === undefined ? 5 : options.checkpointEverySegments,
-    clock: options.clock,
+    checkpointIntervalMs: settings.checkpointIntervalMs,
+    everySegments: settings.checkpointEverySegments,
+    clock: deps.clock,
   });
   checkpoints.on('saved', (e) => {
     metrics.checkpointSaves.inc();
@@ -99,7 +86,7 @@ export async function startBackend(options: StartBackendOptions): Promise<Runnin
     );
   });
   const store = new JobStore({ redis, prefix });
-  const queue = new TranscriptionQueue({ redisUrl: options.redisUrl, prefix });
+  const queue = new TranscriptionQueue({ redisUrl, prefix });
   const closers: (() => Promise<void>)[] = [];
 
   // --- worker -----------------------------------------------------------------------------------
@@ -107,50 +94,40 @@ export async function startBackend(options: StartBackendOptions): Promise<Runnin
   let worker: JobWorker | null = null;
   let engineTimer: NodeJS.Timeout | null = null;
   if (role !== 'api') {
-    const media = options.transcriber && options.audio ? null : await import('./jobs/media-adapters.js');
+    const media = deps.transcriber && deps.audio ? null : await import('./jobs/media-adapters.js');
     const engineConfig = {
-      whisperModel: options.whisperModel,
-      whisperBinary: options.whisperBinary ?? null,
-      threads: options.whisperThreads ?? 2,
-      fastDecode: options.whisperFastDecode ?? false,
+      whisperModel: settings.whisperModel,
+      whisperBinary: settings.whisperBinary,
+      threads: settings.whisperThreads,
+      fastDecode: settings.whisperFastDecode,
     };
-    engineReason = async () => (options.transcriber || !media ? null : media.whyEngineNotReady(engineConfig));
-    const breaker = createEngineBreaker({
-      clock: options.clock,
-      metrics,
-      logger,
-      timeoutMs: options.engineBreakerTimeoutMs,
-    });
+    engineReason = async () => (deps.transcriber || !media ? null : media.whyEngineNotReady(engineConfig));
+    const breaker = createEngineBreaker({ clock: deps.clock, metrics, logger });
 
     const startWorker = async (): Promise<void> => {
-      const engine = options.transcriber ?? (await media!.createWhisperTranscriber(engineConfig));
-      const audio = options.audio ?? media!.createAudioTools();
+      const engine = deps.transcriber ?? (await media!.createWhisperTranscriber(engineConfig));
+      const audio = deps.audio ?? media!.createAudioTools();
       const runner = new JobRunner({
         store,
         checkpoints,
         audio,
         engine: guardTranscriber(engine, breaker),
         paths,
-        maxDurationSec: options.maxDurationSec ?? 7_200,
+        maxDurationSec: settings.maxDurationSec,
         logger,
         metrics,
       });
       worker = new JobWorker({
-        redisUrl: options.redisUrl,
+        redisUrl,
         prefix,
-        leaseMs: options.jobLeaseMs,
+        leaseMs: settings.jobLeaseMs,
         logger,
         handler: createJobHandler({ runner, store, checkpoints, paths, logger, metrics }),
       });
-      const cancels = await subscribeCancels(
-        options.redisUrl,
-        prefix,
-        (id) => worker?.stop(id, 'cancelled'),
-        logger,
-      );
+      const cancels = await subscribeCancels(redisUrl, prefix, (id) => worker?.stop(id, 'cancelled'), logger);
       closers.push(() => cancels.close());
       worker.start();
-      logger.info({ lease_ms: options.jobLeaseMs ?? 30_000 }, 'worker started');
+      logger.info({ lease_ms: settings.jobLeaseMs }, 'worker started');
     };
 
     const reason = await engineReason();
@@ -187,7 +164,7 @@ export async function startBackend(options: StartBackendOptions): Promise<Runnin
         await withTimeout(redis.ping(), 1_000);
         checks.redis = 'ok';
       } catch (err) {
-        checks.redis = `unreachable at ${redactUrl(options.redisUrl)}: ${(err as Error).message}`;
+        checks.redis = `unreachable at ${redactUrl(redisUrl)}: ${(err as Error).message}`;
       }
       if (role === 'api') checks.engine = 'not checked (role api: the workers run it)';
       else checks.engine = (await engineReason()) ?? 'ok';
@@ -201,20 +178,20 @@ export async function startBackend(options: StartBackendOptions): Promise<Runnin
       paths,
       publishCancel: (id) => publishCancel(redis, prefix, id),
       metrics,
-      maxUploadBytes: options.maxUploadBytes ?? 200 * 1024 * 1024,
+      maxUploadBytes: settings.maxUploadBytes,
       logger,
       readiness,
     });
     const listening = server;
     await new Promise<void>((resolve, reject) => {
       listening.once('error', reject);
-      listening.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => {
+      listening.listen(settings.port, settings.host, () => {
         listening.off('error', reject);
         resolve();
       });
     });
     port = (listening.address() as AddressInfo).port;
-    logger.info({ port, host: options.host ?? '127.0.0.1', role }, 'backend listening');
+    logger.info({ port, host: settings.host, role }, 'backend listening');
   }
 
   let stopping: Promise<void> | null = null;
@@ -243,42 +220,16 @@ export async function startBackend(options: StartBackendOptions): Promise<Runnin
   return { port, metrics, shutdown, close: shutdown };
 }
 
-export interface BackendCliOptions {
-  port?: number;
-  host?: string;
-  role?: string;
+export interface BackendCliOptions extends BackendFlags {
   env?: Record<string, string | undefined>;
   logger?: Logger;
-}
-
-/** startBackend's options from the environment (backend/config.ts), with flags over them. */
-export function backendOptionsFromEnv(options: BackendCliOptions = {}): StartBackendOptions {
-  const env = options.env ?? process.env;
-  const settings = settingsFromEnv(env);
-  return {
-    port: options.port ?? settings.port,
-    host: options.host ?? settings.host,
-    role: parseRole(options.role ?? env.BACKEND_ROLE),
-    redisUrl: settings.redisUrl,
-    dataDir: settings.dataDir,
-    whisperModel: settings.whisperModel,
-    whisperBinary: settings.whisperBinary,
-    whisperThreads: settings.whisperThreads,
-    whisperFastDecode: settings.whisperFastDecode,
-    maxUploadBytes: settings.maxUploadBytes,
-    maxDurationSec: settings.maxDurationSec,
-    checkpointIntervalMs: settings.checkpointIntervalMs,
-    checkpointEverySegments: settings.checkpointEverySegments,
-    jobLeaseMs: settings.jobLeaseMs,
-    keyPrefix: settings.keyPrefix,
-    ...(options.logger ? { logger: options.logger } : {}),
-  };
 }
 
 /** `floodgate backend`: settings from the environment, flags over them; exits 0 on SIGTERM/SIGINT. */
 export async function runBackendCli(options: BackendCliOptions = {}): Promise<RunningBackend> {
   const logger = options.logger ?? createLogger('floodgate-backend');
-  const backend = await startBackend(backendOptionsFromEnv({ ...options, logger }));
+  const { env, port, host, role } = options;
+  const backend = await startBackend(backendSettingsFromEnv(env, { port, host, role }), { logger });
   const onSignal = (signal: NodeJS.Signals) => {
     logger.info({ signal }, 'signal received');
     void backend.shutdown().then(

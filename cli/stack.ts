@@ -7,8 +7,9 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { backendOptionsFromEnv, type RunningBackend, startBackend } from '../backend/main.js';
+import { type RunningBackend, startBackend } from '../backend/main.js';
 import { runModelDownload } from '../backend/model/cli.js';
+import { backendSettingsFromEnv } from '../backend/settings.js';
 import { createLogger } from '../core/logger.js';
 import { startProxy } from '../proxy/main.js';
 import { pingRedis } from '../proxy/ratelimit/redis-client.js';
@@ -50,11 +51,13 @@ async function startPrivateRedis(dir: string): Promise<{ url: string; child: Chi
 export async function runStack(configFile: string): Promise<void> {
   const logger = createLogger('floodgate');
   const env: Record<string, string | undefined> = { ...process.env };
-  const dataDir = env.DATA_DIR ?? '.data';
+  // Read first, so a bad setting stops the stack before anything starts; the defaults are the backend's.
+  const settings = backendSettingsFromEnv(env);
+  const dataDir = settings.dataDir;
   env.DATA_DIR = dataDir;
 
   let redisChild: ChildProcess | null = null;
-  const redisUrl = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisUrl = settings.redisUrl;
   if (await pingRedis(redisUrl)) {
     env.REDIS_URL = redisUrl;
   } else if (onPath('redis-server')) {
@@ -69,7 +72,7 @@ export async function runStack(configFile: string): Promise<void> {
   }
 
   if (!env.WHISPER_MODEL) {
-    const model = join(dataDir, 'models', 'ggml-base.en.bin');
+    const model = settings.whisperModel;
     if (!existsSync(model)) {
       logger.info({ model }, 'no WHISPER_MODEL: fetching base.en');
       if ((await runModelDownload('base.en', dirname(model))) !== 0) {
@@ -83,7 +86,7 @@ export async function runStack(configFile: string): Promise<void> {
 
   let backend: RunningBackend | null = null;
   if (env.REDIS_URL) {
-    backend = await startBackend(backendOptionsFromEnv({ env, logger: createLogger('floodgate-backend') }));
+    backend = await startBackend(backendSettingsFromEnv(env), { logger: createLogger('floodgate-backend') });
   }
   const proxy = await startProxy({ configFile, env, logger: createLogger('floodgate-proxy') });
 

@@ -13,6 +13,7 @@ import { request } from 'undici';
 import { startBackend } from '../../backend/main.js';
 import { normalize } from '../../backend/media/ffmpeg.js';
 import { locateWhisperBinary, whisperCppArgs } from '../../backend/media/whisper.js';
+import { backendSettingsFromEnv } from '../../backend/settings.js';
 import { createLogger } from '../../core/logger.js';
 import { runProcess } from '../../core/process.js';
 import { tonePattern } from '../../test/helpers/audio.js';
@@ -37,16 +38,18 @@ const audio = await readFile(input);
 
 const dataDir = join(work, 'data');
 await mkdir(dataDir);
-const backend = await startBackend({
-  port: 0,
-  host: '127.0.0.1',
-  role: 'all',
-  redisUrl: REDIS_URL,
-  dataDir,
-  whisperModel: model,
-  whisperThreads: THREADS,
-  whisperFastDecode: true,
-  keyPrefix: uniquePrefix('bench-pipeline'),
+const settings = backendSettingsFromEnv({
+  PORT: '0',
+  HOST: '127.0.0.1',
+  BACKEND_ROLE: 'all',
+  REDIS_URL,
+  DATA_DIR: dataDir,
+  WHISPER_MODEL: model,
+  WHISPER_THREADS: String(THREADS),
+  WHISPER_FAST_DECODE: '1',
+  REDIS_PREFIX: uniquePrefix('bench-pipeline'),
+});
+const backend = await startBackend(settings, {
   logger: createLogger('bench', { write: () => true } as never),
   defaultMetrics: false,
 });

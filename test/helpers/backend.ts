@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { AudioTools } from '../../backend/jobs/audio-tools.js';
 import type { TranscribeOptions, Transcriber } from '../../backend/jobs/guarded-transcriber.js';
-import { type RunningBackend, type StartBackendOptions, startBackend } from '../../backend/main.js';
+import { type BackendDeps, type RunningBackend, startBackend } from '../../backend/main.js';
+import { type BackendSettings, backendSettingsFromEnv } from '../../backend/settings.js';
 import { REDIS_URL, uniquePrefix } from './redis.js';
 
 /**
@@ -133,24 +134,44 @@ export interface TestBackend extends RunningBackend {
   dispose(): Promise<void>;
 }
 
-export async function startTestBackend(overrides: Partial<StartBackendOptions> = {}): Promise<TestBackend> {
+/** Settings to change and collaborators to replace; the rest are the test defaults below. */
+export type TestBackendOptions = Partial<BackendSettings> & BackendDeps;
+
+export async function startTestBackend(overrides: TestBackendOptions = {}): Promise<TestBackend> {
   const ownDir = overrides.dataDir === undefined;
   const dataDir = overrides.dataDir ?? (await mkdtemp(join(tmpdir(), 'fg-backend-')));
   const prefix = overrides.keyPrefix ?? uniquePrefix('backend');
   const transcriber = new FakeTranscriber();
   const { logger, lines } = memoryLogger();
-  const backend = await startBackend({
-    port: 0,
-    redisUrl: REDIS_URL,
-    dataDir,
-    whisperModel: join(dataDir, 'no-model.bin'),
+  const {
+    logger: l,
+    transcriber: t,
+    audio,
+    clock,
+    defaultMetrics,
+    ...changed
+  } = {
     transcriber,
     audio: fakeAudioTools(),
-    keyPrefix: prefix,
     logger,
     defaultMetrics: false,
     jobLeaseMs: 2_000,
     ...overrides,
+  };
+  // Settings come the production way (backend/settings.ts), from an environment of the test's own.
+  const base = backendSettingsFromEnv({
+    PORT: '0',
+    REDIS_URL,
+    REDIS_PREFIX: prefix,
+    DATA_DIR: dataDir,
+    WHISPER_MODEL: join(dataDir, 'no-model.bin'),
+  });
+  const backend = await startBackend(Object.freeze({ ...base, ...changed }), {
+    logger: l,
+    transcriber: t,
+    audio,
+    clock,
+    defaultMetrics,
   });
   return {
     ...backend,
