@@ -19,7 +19,12 @@ import { JobRunner } from './jobs/pipeline.js';
 import { JobWorker, TranscriptionQueue } from './jobs/queue.js';
 import { BackendMetrics } from './metrics.js';
 import { DataPaths } from './paths.js';
-import { type BackendFlags, type BackendSettings, backendSettingsFromEnv } from './settings.js';
+import {
+  BACKEND_DEFAULTS,
+  type BackendFlags,
+  type BackendSettings,
+  backendSettingsFromEnv,
+} from './settings.js';
 
 /** What startBackend takes besides its settings: collaborators, replaced in tests and benches. */
 export interface BackendDeps {
@@ -52,12 +57,51 @@ export async function startBackend(
   settings: BackendSettings,
   deps: BackendDeps = {},
 ): Promise<RunningBackend> {
-  const { role, redisUrl, keyPrefix: prefix } = settings;
   const logger = deps.logger ?? createLogger('floodgate-backend');
   const paths = new DataPaths(settings.dataDir);
   await paths.ensure();
+  const redis = await connectRedis(settings.redisUrl, logger);
+  const metrics = new BackendMetrics({ defaultMetrics: deps.defaultMetrics ?? true });
+  const checkpoints = checkpointManager(settings, redis, metrics, logger, deps.clock);
+  const store = new JobStore({ redis, prefix: settings.keyPrefix });
+  const queue = new TranscriptionQueue({ redisUrl: settings.redisUrl, prefix: settings.keyPrefix });
+  const shared: Shared = { settings, deps, logger, redis, paths, metrics, checkpoints, store, queue };
 
-  // Commands fail fast while Redis is away, so requests get a 5xx and /readyz a reason, not a hang.
+  const worker = settings.role === 'api' ? null : await startWorkerRole(shared);
+  const api = settings.role === 'worker' ? null : await startApiRole(shared, worker);
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('backend shutting down');
+      const deadline = Date.now() + DRAIN_MS;
+      await Promise.all([api ? closeServer(api.server, deadline) : undefined, worker?.stop(deadline)]);
+      await Promise.allSettled([queue.close(), worker?.release()]);
+      redis.disconnect();
+      logger.info('backend stopped');
+    })();
+    return stopping;
+  };
+
+  return { port: api?.port ?? 0, metrics, shutdown, close: shutdown };
+}
+
+/** What both roles are built on. */
+interface Shared {
+  readonly settings: BackendSettings;
+  readonly deps: BackendDeps;
+  readonly logger: Logger;
+  readonly redis: Redis;
+  readonly paths: DataPaths;
+  readonly metrics: BackendMetrics;
+  readonly checkpoints: CheckpointManager;
+  readonly store: JobStore;
+  readonly queue: TranscriptionQueue;
+}
+
+/** A Redis client whose commands fail fast while Redis is away; an unreachable Redis is logged, not fatal. */
+async function connectRedis(redisUrl: string, logger: Logger): Promise<Redis> {
+  // Failing fast gives requests a 5xx and /readyz a reason, not a hang.
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {}); // reported once below and by /readyz; ioredis keeps reconnecting
   try {
@@ -66,17 +110,25 @@ export async function startBackend(
     logger.error(
       { err, redis_url: redactUrl(redisUrl) },
       'Redis is not reachable: jobs and checkpoints need it. Install it (Debian: apt-get install redis-server; ' +
-        'macOS: brew install redis), start it, and set REDIS_URL if it is not at redis://127.0.0.1:6379',
+        `macOS: brew install redis), start it, and set REDIS_URL if it is not at ${BACKEND_DEFAULTS.REDIS_URL}`,
     );
   }
+  return redis;
+}
 
-  const metrics = new BackendMetrics({ defaultMetrics: deps.defaultMetrics ?? true });
+function checkpointManager(
+  settings: BackendSettings,
+  redis: Redis,
+  metrics: BackendMetrics,
+  logger: Logger,
+  clock: Clock | undefined,
+): CheckpointManager {
   const checkpoints = new CheckpointManager({
     redis,
-    prefix,
+    prefix: settings.keyPrefix,
     checkpointIntervalMs: settings.checkpointIntervalMs,
     everySegments: settings.checkpointEverySegments,
-    clock: deps.clock,
+    clock,
   });
   checkpoints.on('saved', (e) => {
     metrics.checkpointSaves.inc();
@@ -85,139 +137,143 @@ export async function startBackend(
       'checkpoint saved',
     );
   });
-  const store = new JobStore({ redis, prefix });
-  const queue = new TranscriptionQueue({ redisUrl, prefix });
-  const closers: (() => Promise<void>)[] = [];
+  return checkpoints;
+}
 
-  // --- worker -----------------------------------------------------------------------------------
-  let engineReason: () => Promise<string | null> = async () => 'not checked (role api)';
+interface WorkerRole {
+  /** null when the engine is ready; otherwise why not (for /readyz). */
+  engineReason(): Promise<string | null>;
+  /** Running jobs checkpoint and return to the queue, until `deadline` at most. */
+  stop(deadline: number): Promise<void>;
+  /** Ends the cancel subscription; after stop. */
+  release(): Promise<void>;
+}
+
+/** The worker: runs jobs off the queue, now or as soon as the engine (model, binary) is there. */
+async function startWorkerRole(x: Shared): Promise<WorkerRole> {
+  const { settings, deps, logger, metrics, store, checkpoints, paths } = x;
+  const { redisUrl, keyPrefix: prefix } = settings;
+  const media = deps.transcriber && deps.audio ? null : await import('./jobs/media-adapters.js');
+  const engineConfig = {
+    whisperModel: settings.whisperModel,
+    whisperBinary: settings.whisperBinary,
+    threads: settings.whisperThreads,
+    fastDecode: settings.whisperFastDecode,
+  };
+  const engineReason = async (): Promise<string | null> =>
+    deps.transcriber || !media ? null : media.whyEngineNotReady(engineConfig);
+  const breaker = createEngineBreaker({ clock: deps.clock, metrics, logger });
   let worker: JobWorker | null = null;
   let engineTimer: NodeJS.Timeout | null = null;
-  if (role !== 'api') {
-    const media = deps.transcriber && deps.audio ? null : await import('./jobs/media-adapters.js');
-    const engineConfig = {
-      whisperModel: settings.whisperModel,
-      whisperBinary: settings.whisperBinary,
-      threads: settings.whisperThreads,
-      fastDecode: settings.whisperFastDecode,
-    };
-    engineReason = async () => (deps.transcriber || !media ? null : media.whyEngineNotReady(engineConfig));
-    const breaker = createEngineBreaker({ clock: deps.clock, metrics, logger });
+  const closers: (() => Promise<void>)[] = [];
 
-    const startWorker = async (): Promise<void> => {
-      const engine = deps.transcriber ?? (await media!.createWhisperTranscriber(engineConfig));
-      const audio = deps.audio ?? media!.createAudioTools();
-      const runner = new JobRunner({
-        store,
-        checkpoints,
-        audio,
-        engine: guardTranscriber(engine, breaker),
-        paths,
-        maxDurationSec: settings.maxDurationSec,
-        logger,
-        metrics,
-      });
-      worker = new JobWorker({
-        redisUrl,
-        prefix,
-        leaseMs: settings.jobLeaseMs,
-        logger,
-        handler: createJobHandler({ runner, store, checkpoints, paths, logger, metrics }),
-      });
-      const cancels = await subscribeCancels(redisUrl, prefix, (id) => worker?.stop(id, 'cancelled'), logger);
-      closers.push(() => cancels.close());
-      worker.start();
-      logger.info({ lease_ms: settings.jobLeaseMs }, 'worker started');
-    };
-
-    const reason = await engineReason();
-    if (reason === null) await startWorker();
-    else {
-      // The backend still starts without a model: /readyz says why, and the worker starts as
-      // soon as the files appear (e.g. `floodgate model download` finishing).
-      logger.warn(
-        { reason },
-        'whisper engine not ready; jobs wait in the queue. Provide a model: set WHISPER_MODEL to a ggml file, ' +
-          'or run `npx floodgate model download base.en`',
-      );
-      engineTimer = setInterval(() => {
-        void engineReason()
-          .then(async (r) => {
-            if (r !== null || worker || !engineTimer) return;
-            clearInterval(engineTimer);
-            engineTimer = null;
-            logger.info('whisper engine found');
-            await startWorker();
-          })
-          .catch((err) => logger.error({ err }, 'could not start the worker'));
-      }, ENGINE_RECHECK_MS).unref();
-    }
-  }
-
-  // --- API --------------------------------------------------------------------------------------
-  let server: ReturnType<typeof createApiServer> | null = null;
-  let port = 0;
-  if (role !== 'worker') {
-    const readiness = async (): Promise<Readiness> => {
-      const checks: Record<string, string> = {};
-      try {
-        await withTimeout(redis.ping(), 1_000);
-        checks.redis = 'ok';
-      } catch (err) {
-        checks.redis = `unreachable at ${redactUrl(redisUrl)}: ${(err as Error).message}`;
-      }
-      if (role === 'api') checks.engine = 'not checked (role api: the workers run it)';
-      else checks.engine = (await engineReason()) ?? 'ok';
-      const ready = checks.redis === 'ok' && (role === 'api' || checks.engine === 'ok');
-      return { ready, checks };
-    };
-    server = createApiServer({
+  const startWorker = async (): Promise<void> => {
+    const engine = deps.transcriber ?? (await media!.createWhisperTranscriber(engineConfig));
+    const audio = deps.audio ?? media!.createAudioTools();
+    const runner = new JobRunner({
       store,
-      queue,
       checkpoints,
+      audio,
+      engine: guardTranscriber(engine, breaker),
       paths,
-      publishCancel: (id) => publishCancel(redis, prefix, id),
-      metrics,
-      maxUploadBytes: settings.maxUploadBytes,
+      maxDurationSec: settings.maxDurationSec,
       logger,
-      readiness,
+      metrics,
     });
-    const listening = server;
-    await new Promise<void>((resolve, reject) => {
-      listening.once('error', reject);
-      listening.listen(settings.port, settings.host, () => {
-        listening.off('error', reject);
-        resolve();
-      });
+    worker = new JobWorker({
+      redisUrl,
+      prefix,
+      leaseMs: settings.jobLeaseMs,
+      logger,
+      handler: createJobHandler({ runner, store, checkpoints, paths, logger, metrics }),
     });
-    port = (listening.address() as AddressInfo).port;
-    logger.info({ port, host: settings.host, role }, 'backend listening');
-  }
-
-  let stopping: Promise<void> | null = null;
-  const shutdown = (): Promise<void> => {
-    stopping ??= (async () => {
-      logger.info('backend shutting down');
-      if (engineTimer) clearInterval(engineTimer);
-      engineTimer = null;
-      const deadline = Date.now() + DRAIN_MS;
-      const closingServer = server ? closeServer(server, deadline) : Promise.resolve();
-      // Running jobs checkpoint and return to the queue; BullMQ waits for that before closing.
-      const closingWorker = worker ? (worker as JobWorker).close() : Promise.resolve();
-      await Promise.all([
-        closingServer,
-        withTimeout(closingWorker, Math.max(0, deadline - Date.now())).catch((err) =>
-          logger.warn({ err }, 'worker did not stop in time'),
-        ),
-      ]);
-      await Promise.allSettled([queue.close(), ...closers.map((c) => c())]);
-      redis.disconnect();
-      logger.info('backend stopped');
-    })();
-    return stopping;
+    const cancels = await subscribeCancels(redisUrl, prefix, (id) => worker?.stop(id, 'cancelled'), logger);
+    closers.push(() => cancels.close());
+    worker.start();
+    logger.info({ lease_ms: settings.jobLeaseMs }, 'worker started');
   };
 
-  return { port, metrics, shutdown, close: shutdown };
+  const reason = await engineReason();
+  if (reason === null) await startWorker();
+  else {
+    // The backend still starts without a model: /readyz says why, and the worker starts as
+    // soon as the files appear (e.g. `floodgate model download` finishing).
+    logger.warn(
+      { reason },
+      'whisper engine not ready; jobs wait in the queue. Provide a model: set WHISPER_MODEL to a ggml file, ' +
+        'or run `npx floodgate model download base.en`',
+    );
+    engineTimer = setInterval(() => {
+      void engineReason()
+        .then(async (r) => {
+          if (r !== null || worker || !engineTimer) return;
+          clearInterval(engineTimer);
+          engineTimer = null;
+          logger.info('whisper engine found');
+          await startWorker();
+        })
+        .catch((err) => logger.error({ err }, 'could not start the worker'));
+    }, ENGINE_RECHECK_MS).unref();
+  }
+
+  return {
+    engineReason,
+    async stop(deadline) {
+      if (engineTimer) clearInterval(engineTimer);
+      engineTimer = null;
+      // Running jobs checkpoint and return to the queue; BullMQ waits for that before closing.
+      const closing = worker ? (worker as JobWorker).close() : Promise.resolve();
+      await withTimeout(closing, Math.max(0, deadline - Date.now())).catch((err) =>
+        logger.warn({ err }, 'worker did not stop in time'),
+      );
+    },
+    async release() {
+      await Promise.allSettled(closers.map((c) => c()));
+    },
+  };
+}
+
+/** The HTTP API, listening; its /readyz checks Redis and, in this process's worker, the engine. */
+async function startApiRole(
+  x: Shared,
+  worker: WorkerRole | null,
+): Promise<{ server: ReturnType<typeof createApiServer>; port: number }> {
+  const { settings, logger, redis } = x;
+  const { role, redisUrl } = settings;
+  const readiness = async (): Promise<Readiness> => {
+    const checks: Record<string, string> = {};
+    try {
+      await withTimeout(redis.ping(), 1_000);
+      checks.redis = 'ok';
+    } catch (err) {
+      checks.redis = `unreachable at ${redactUrl(redisUrl)}: ${(err as Error).message}`;
+    }
+    if (worker === null) checks.engine = 'not checked (role api: the workers run it)';
+    else checks.engine = (await worker.engineReason()) ?? 'ok';
+    const ready = checks.redis === 'ok' && (worker === null || checks.engine === 'ok');
+    return { ready, checks };
+  };
+  const server = createApiServer({
+    store: x.store,
+    queue: x.queue,
+    checkpoints: x.checkpoints,
+    paths: x.paths,
+    publishCancel: (id) => publishCancel(redis, settings.keyPrefix, id),
+    metrics: x.metrics,
+    maxUploadBytes: settings.maxUploadBytes,
+    logger,
+    readiness,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(settings.port, settings.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, host: settings.host, role }, 'backend listening');
+  return { server, port };
 }
 
 export interface BackendCliOptions extends BackendFlags {
