@@ -1,5 +1,5 @@
 // Every error the proxy answers with, in one registry: a stable code, its HTTP status and its
-// JSON body (the README's "Proxy responses" lists them). Callers match on `code`, never on a message.
+// JSON body (the README's "What each failure does" shows them). Callers match on `code`, never on a message.
 // Codes are lower_snake like every Floodgate error code; they stay internal (bodies carry messages).
 
 export type ProxyErrorCode =
