@@ -37,8 +37,8 @@ export function whyBackendMissing(err: unknown): string | null {
     if (!(packageName(pkg) in optionalDependencies)) return null;
     return (
       `'${packageName(pkg)}' is not installed: it is one of the backend's dependencies ` +
-      `(optionalDependencies), which this install left out (--omit=optional). Add them: \`npm ci\` in ` +
-      `a clone, or \`npm install -g ./${name}-${version}.tgz\` without --omit=optional`
+      `(optionalDependencies), which this install left out (--omit=optional). Add them by installing ` +
+      `again without --omit=optional: \`npm ci\` in a clone, \`npm install ./${name}-${version}.tgz\` elsewhere`
     );
   }
   const file = /Cannot find module '([^']+)'/.exec(err.message)?.[1];
