@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // The `floodgate` command: proxy, backend, up, validate, explain, model, transcribe. Each subcommand parses its arguments and hands off to a
-// module that does the work; nothing here is reachable from the hot path.
+// module that does the work; nothing here is reachable from the hot path. The backend's commands import
+// it lazily, so the proxy runs on an install without the backend's packages (--omit=optional).
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../core/logger.js';
 import { explainRequest, parseHeaderArg, summarizePolicy } from '../proxy/config/describe.js';
 import { loadPolicyFile } from '../proxy/config/load.js';
 import { DRAIN_MS, PolicyError, startProxy } from '../proxy/main.js';
+import { importBackend, packageJson } from './package.js';
 
 const program = new Command('floodgate')
   .description('A resilience sidecar: rate limits, circuit breakers, and a transcription backend')
+  .version(packageJson().version, '-V, --version', 'print the version')
   .showHelpAfterError();
 
 program
@@ -58,7 +61,7 @@ program
   .option('--host <h>', 'listen address (default: $HOST, then 127.0.0.1)')
   .option('--role <role>', 'api | worker | all', 'all')
   .action(async (opts: { port?: number; host?: string; role: string }) => {
-    const { runBackendCli } = await import('../backend/main.js');
+    const { runBackendCli } = await importBackend('backend', () => import('../backend/main.js'));
     try {
       await runBackendCli(opts);
     } catch (err) {
@@ -72,7 +75,7 @@ program
   .description('run the whole stack: backend on :8000 and proxy on :8080 (what `npm start` runs)')
   .option('--config <file>', 'policy file', 'config/proxy.yaml')
   .action(async (opts: { config: string }) => {
-    const { runStack } = await import('./stack.js');
+    const { runStack } = await importBackend('up', () => import('./stack.js'));
     await runStack(opts.config);
   });
 
@@ -125,7 +128,7 @@ program
   .argument('<name>')
   .option('--dir <dir>', 'where to put it (default: $DATA_DIR/models)')
   .action(async (name: string, opts: { dir?: string }) => {
-    const { runModelDownload } = await import('../backend/model/cli.js');
+    const { runModelDownload } = await importBackend('model', () => import('../backend/model/cli.js'));
     process.exitCode = await runModelDownload(name, opts.dir);
   });
 
@@ -142,7 +145,7 @@ program
       audio: string | undefined,
       opts: { url: string; format: string; output?: string; job?: string },
     ) => {
-      const { runTranscribe } = await import('../backend/client/cli.js');
+      const { runTranscribe } = await importBackend('transcribe', () => import('../backend/client/cli.js'));
       process.exitCode = await runTranscribe(audio, opts);
     },
   );

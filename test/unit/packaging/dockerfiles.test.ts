@@ -23,7 +23,10 @@ import {
 } from './dockerfile.js';
 
 const root = (...p: string[]) => join(PROJECT_ROOT, ...p);
-const pkg = JSON.parse(readFileSync(root('package.json'), 'utf8')) as { scripts: Record<string, string> };
+const pkg = JSON.parse(readFileSync(root('package.json'), 'utf8')) as {
+  scripts: Record<string, string>;
+  optionalDependencies: Record<string, string>;
+};
 const tsconfig = JSON.parse(readFileSync(root('tsconfig.json'), 'utf8')) as {
   compilerOptions: { outDir: string; rootDir: string };
   include: string[];
@@ -231,16 +234,60 @@ for (const [file, service] of [
   });
 }
 
+/** The npm install/prune commands that made the runtime stage's node_modules, in order, through `FROM` chains. */
+function nodeModulesInstalls(stages: Stage[]): string[] {
+  const runtime = stages.at(-1)!;
+  const copy = copies(runtime).find((c) => c.sources.some((s) => /(^|\/)node_modules\/?$/.test(s)));
+  expect(copy?.from, 'node_modules comes from a build stage').toBeTruthy();
+  const chain: Stage[] = [];
+  for (let s = stages.find((x) => x.name === copy!.from); s; s = stages.find((x) => x.name === s!.from)) {
+    chain.unshift(s);
+  }
+  return chain.flatMap((s) =>
+    s.instructions
+      .filter((i) => i.keyword === 'RUN' && /\bnpm (ci|install|prune)\b/.test(i.args))
+      .map((i) => i.args),
+  );
+}
+
 describe('Dockerfile.proxy', () => {
+  it("installs its runtime node_modules without dev or optional packages, so without the backend's", () => {
+    const installs = nodeModulesInstalls(readDockerfile(root('Dockerfile.proxy')));
+    expect(installs.length).toBeGreaterThan(0);
+    // The last install or prune decides what the image's node_modules holds.
+    expect(installs.at(-1)).toMatch(/--omit=dev\b/);
+    expect(installs.at(-1)).toMatch(/--omit=optional\b/);
+    expect(Object.keys(pkg.optionalDependencies)).toEqual(
+      expect.arrayContaining(['bullmq', 'busboy', 'whisper-node']),
+    );
+  });
+
+  it("copies the proxy's compiled code and not the backend's", () => {
+    const runtime = readDockerfile(root('Dockerfile.proxy')).at(-1)!;
+    const fromDist = copies(runtime)
+      .flatMap((c) => c.sources)
+      .filter((s) => /^(\/app\/)?dist(\/|$)/.test(s));
+    expect(fromDist.map((s) => s.replace(/^\/app\//, '').replace(/\/$/, '')).sort()).toEqual([
+      'dist/cli',
+      'dist/core',
+      'dist/proxy',
+    ]);
+  });
+
   it('holds every file the proxy reads from beside its sources', () => {
     const stages = readDockerfile(root('Dockerfile.proxy'));
     const runtime = stages.at(-1)!;
     const wd = workdirAt(runtime, runtime.instructions.length);
     const needed = ['cli', 'core', 'proxy'].flatMap(filesReadBesideSources);
     expect(needed).toEqual(
-      expect.arrayContaining(['proxy/ratelimit/lua', 'proxy/http/dashboard/index.html']),
+      expect.arrayContaining(['proxy/ratelimit/lua', 'proxy/http/dashboard/index.html', 'package.json']),
     );
-    for (const path of needed) expect(landsAt(runtime, path), path).toContain(posix.join(wd, path));
+    // From the build context, or (package.json, for `floodgate --version`) from an earlier stage.
+    const made = producedPaths(stages).get(`#${stages.length - 1}`)!;
+    for (const path of needed) {
+      const at = posix.join(wd, path);
+      expect([...landsAt(runtime, path), ...(made.has(at) ? [at] : [])], path).toContain(at);
+    }
   });
 });
 
@@ -279,6 +326,19 @@ describe('Dockerfile.backend', () => {
     expect(
       copies(runtime).some((c) => c.from === modelStage.name && c.sources.some((s) => under(s, dir))),
     ).toBe(true);
+  });
+
+  it("keeps the backend's packages (optionalDependencies) in its node_modules", () => {
+    const installs = nodeModulesInstalls(stages);
+    expect(installs.length).toBeGreaterThan(0);
+    for (const args of installs) expect(args).not.toMatch(/--omit=optional|--no-optional/);
+  });
+
+  it('fails the image build, rather than skipping, when whisper.cpp cannot be built', () => {
+    const run = stages
+      .flatMap((s) => s.instructions)
+      .find((i) => i.args.includes('backend/whisper/build.sh'))!;
+    expect(run.args).toMatch(/\bWHISPER_BUILD_REQUIRED=1\b/);
   });
 
   it('installs ffmpeg in the runtime and keeps job data in a volume', () => {
