@@ -17,7 +17,7 @@ const pkg = JSON.parse(readFileSync(root('package.json'), 'utf8')) as {
 const lock = JSON.parse(readFileSync(root('package-lock.json'), 'utf8')) as {
   packages: Record<string, { optional?: boolean; dev?: boolean; dependencies?: Record<string, string> }>;
 };
-const BACKEND_ONLY = ['bullmq', 'busboy', 'cli-progress', 'fluent-ffmpeg', 'whisper-node'];
+const BACKEND_ONLY = ['bullmq', 'busboy', 'cli-progress', 'whisper-node'];
 
 function tsFiles(dir: string): string[] {
   return readdirSync(root(dir), { withFileTypes: true }).flatMap((e) =>
@@ -42,7 +42,7 @@ function staticPackageImports(file: string): string[] {
 describe('dependencies', () => {
   it("lists the backend's runtime packages as optionalDependencies, and only those", () => {
     const optional = Object.keys(pkg.optionalDependencies).filter((n) => !n.startsWith('@types/'));
-    // fluent-ffmpeg may go away; whatever is listed must be backend-only, and bullmq/whisper-node are.
+    // Whatever is listed must be backend-only, and the backend's core packages are listed.
     expect(BACKEND_ONLY).toEqual(expect.arrayContaining(optional));
     expect(optional).toEqual(expect.arrayContaining(['bullmq', 'busboy', 'whisper-node']));
     for (const name of optional) expect(pkg.dependencies, name).not.toHaveProperty(name);
