@@ -25,15 +25,18 @@ export interface ProcessErrorDetails {
   cause?: unknown;
 }
 
-/** Why runProcess rejected; callers branch on `code`. */
-export class ProcessError extends FloodgateError<ProcessErrorCode> {
+/**
+ * Why runProcess rejected; callers branch on `code`. A caller with codes of its own (the media layer)
+ * extends it under its own brand.
+ */
+export class ProcessError<Code extends string = ProcessErrorCode> extends FloodgateError<Code> {
   readonly stderrTail: string | undefined;
   readonly exitCode: number | null | undefined;
   readonly signal: NodeJS.Signals | null | undefined;
   readonly command: string | undefined;
 
-  constructor(code: ProcessErrorCode, message: string, details: ProcessErrorDetails = {}) {
-    super('ProcessError', code, message, details.cause === undefined ? undefined : { cause: details.cause });
+  constructor(code: Code, message: string, details: ProcessErrorDetails = {}, brand = 'ProcessError') {
+    super(brand, code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.stderrTail = details.stderrTail;
     this.exitCode = details.exitCode;
     this.signal = details.signal;

@@ -1,8 +1,8 @@
 // The one error type of the media layer (ffmpeg, whisper.cpp, child processes). Callers branch on
 // `code`, never on the message: invalid_audio fails a job for good, aborted is a cancellation,
 // and the rest are engine faults that a circuit breaker may count and a retry may cure.
-import { FloodgateError, hasBrand } from '../../core/errors.js';
-import type { ProcessError, ProcessErrorCode, ProcessErrorDetails } from '../../core/process.js';
+import { hasBrand } from '../../core/errors.js';
+import { ProcessError, type ProcessErrorCode, type ProcessErrorDetails } from '../../core/process.js';
 
 export type MediaErrorCode =
   /** engine_unavailable, process_failed, timeout, aborted: as core/process.ts reports them. */
@@ -19,18 +19,9 @@ export type MediaErrorCode =
 
 export type MediaErrorDetails = ProcessErrorDetails;
 
-export class MediaError extends FloodgateError<MediaErrorCode> {
-  readonly stderrTail: string | undefined;
-  readonly exitCode: number | null | undefined;
-  readonly signal: NodeJS.Signals | null | undefined;
-  readonly command: string | undefined;
-
+export class MediaError extends ProcessError<MediaErrorCode> {
   constructor(code: MediaErrorCode, message: string, details: MediaErrorDetails = {}) {
-    super('MediaError', code, message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.stderrTail = details.stderrTail;
-    this.exitCode = details.exitCode;
-    this.signal = details.signal;
-    this.command = details.command;
+    super(code, message, details, 'MediaError');
   }
 }
 
