@@ -50,7 +50,13 @@ const OWN = new Set([
   'x-request-id',
 ]);
 
-const SINGLETONS = new Set(['host', 'content-length', 'content-type', 'authorization']);
+/** Headers that may appear once, each with its bit in a per-request mask (no allocation per request). */
+const SINGLETONS = new Map([
+  ['host', 1],
+  ['content-length', 2],
+  ['content-type', 4],
+  ['authorization', 8],
+]);
 
 /** Headers a Connection token may not remove: they carry the request's target and framing. */
 const PINNED = new Set(['host', 'content-length']);
@@ -84,15 +90,15 @@ export function checkRequestHeaders(
     return { ok: false, code: 'headers_too_large', detail: `more than ${rules.maxHeaders} headers` };
   }
   const extra = connectionTokens(req.headers.connection);
-  let seen: Set<string> | null = null;
+  let seen = 0;
   let keySeen = false;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (SINGLETONS.has(name)) {
-      seen ??= new Set();
-      if (seen.has(name)) return duplicate(raw[i]!);
-      seen.add(name);
+    const bit = SINGLETONS.get(name);
+    if (bit !== undefined) {
+      if ((seen & bit) !== 0) return duplicate(raw[i]!);
+      seen |= bit;
     }
     if (name === keyHeader) {
       if (keySeen) return duplicate(raw[i]!);
