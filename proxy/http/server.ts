@@ -106,12 +106,16 @@ export class DataPlane {
       connectionsCheckingInterval: Math.min(1_000, headersTimeout),
     };
     this.rejections = new RejectionLog({ logger: d.logger, clock: d.clock, hashId: d.hashId });
-    this.server = createServer(options, (req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => {
         d.logger.error({ err }, 'request handler failed');
         if (!res.headersSent) sendError(res, 'bad_gateway', { upstream: null });
       });
-    });
+    };
+    this.server = createServer(options, onRequest);
+    // Expect: 100-continue is answered by handle() once the request is admitted, not by Node at
+    // once: a client refused (429, 503, 413) is told so before it sends its body.
+    this.server.on('checkContinue', onRequest);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgrade(req, socket, head).catch((err: unknown) => {
         d.logger.error({ err }, 'upgrade failed');
@@ -295,6 +299,7 @@ export class DataPlane {
 
     let body: Buffer | Readable | null = null;
     if (hasBody(req)) {
+      if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
       const read = await readBody(req, {
         maxBody: v.route.maxBody,
         idleTimeoutMs: this.d.client.bodyTimeoutMs,

@@ -107,6 +107,36 @@ describe('hostile clients and upstreams', () => {
     expect(upstream.hits).toBe(hits);
   });
 
+  it('answers Expect: 100-continue only once the request is admitted', async () => {
+    const port = Number(new URL(proxy.url).port);
+    // The first status line the client sees; an admitted request is sent its body and run to the end.
+    const firstLine = (): Promise<string> =>
+      new Promise((resolve) => {
+        const s = new Socket();
+        let text = '';
+        s.on('error', () => undefined);
+        s.on('data', (d: Buffer) => {
+          const fresh = text === '';
+          text += d.toString('latin1');
+          if (fresh && text.includes(' 100 ')) s.write('hello');
+          else if (fresh) s.destroy();
+        });
+        s.on('close', () => resolve(text.split('\r\n')[0]!));
+        s.connect(port, '127.0.0.1', () =>
+          s.write(
+            'POST /limited HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
+          ),
+        );
+      });
+    const lines = [await firstLine(), await firstLine(), await firstLine()];
+    // The limit is 2: the third is refused before it sends a byte of its body.
+    expect(lines).toEqual([
+      'HTTP/1.1 100 Continue',
+      'HTTP/1.1 100 Continue',
+      'HTTP/1.1 429 Too Many Requests',
+    ]);
+  });
+
   it('gives up on a client that reads nothing, without buffering the response or counting a failure', async () => {
     const total = 50 * 1024 * 1024;
     let written = 0;
