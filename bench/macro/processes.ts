@@ -105,6 +105,12 @@ export async function stopAll(graceMs = 2_000): Promise<void> {
   await Promise.all([...children].map((c) => stopChild(c, graceMs)));
 }
 
+/**
+ * Where a child may run: one core, a taskset core list such as "0-3" (its threads spread over those
+ * cores), or null for anywhere.
+ */
+export type Cores = number | string | null;
+
 let tasksetPath: string | null | undefined;
 /** taskset's path, or null where it is missing (then nothing is pinned). */
 export function taskset(): string | null {
@@ -128,7 +134,7 @@ function setpriv(): boolean {
  * The command line that runs `cmd` on `core` (null: anywhere), and that gets SIGTERM should this
  * process die without cleaning up.
  */
-function pinned(core: number | null, cmd: string, args: readonly string[]): [string, string[]] {
+function pinned(core: Cores, cmd: string, args: readonly string[]): [string, string[]] {
   const ts = core === null ? null : taskset();
   const line = ts === null ? [cmd, ...args] : [ts, '-c', String(core), cmd, ...args];
   if (setpriv()) line.unshift('setpriv', '--pdeathsig', 'TERM', '--');
@@ -207,15 +213,24 @@ export interface Upstream {
   readonly child: ChildProcess;
 }
 
-export async function startUpstream(core: number | null): Promise<Upstream> {
-  const [cmd, args] = pinned(core, ...tsNode('bench/macro/upstream.ts'));
+/**
+ * Runs a TypeScript server of the benchmark's own (upstream.ts, bare-forwarder.ts), which listens on a
+ * free port and prints {"port":N} as its first line. Its stdin is a pipe it watches: it leaves when we do.
+ */
+async function startServerScript(
+  file: string,
+  extraArgs: readonly string[],
+  core: Cores,
+): Promise<{ port: number; child: ChildProcess }> {
+  const [node, script] = tsNode(file);
+  const [cmd, args] = pinned(core, node, [...script, ...extraArgs]);
   const child = track(spawn(cmd, args, { cwd: projectPath(), stdio: ['pipe', 'pipe', 'inherit'] }));
   let line = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     line += d;
   });
   const port = await waitFor(
-    'upstream',
+    file,
     () => {
       const nl = line.indexOf('\n');
       return nl === -1 ? null : (JSON.parse(line.slice(0, nl)) as { port: number }).port;
@@ -226,12 +241,26 @@ export async function startUpstream(core: number | null): Promise<Upstream> {
   return { port, child };
 }
 
+export function startUpstream(core: Cores): Promise<Upstream> {
+  return startServerScript('bench/macro/upstream.ts', [], core);
+}
+
+/** The bare forwarder (bare-forwarder.ts) in front of the upstream: the floor of a Node proxy. */
+export async function startBareForwarder(upstreamPort: number, core: Cores): Promise<Target> {
+  const { port, child } = await startServerScript(
+    'bench/macro/bare-forwarder.ts',
+    [`http://127.0.0.1:${upstreamPort}`],
+    core,
+  );
+  return { name: 'bare', url: `http://127.0.0.1:${port}`, adminUrl: null, child, logFile: '' };
+}
+
 export interface LoadGenerator {
   run(job: Omit<LoadJob, 'id'>): Promise<LoadResult>;
   readonly child: ChildProcess;
 }
 
-export function startLoadGenerator(core: number | null): LoadGenerator {
+export function startLoadGenerator(core: Cores): LoadGenerator {
   const [cmd, args] = pinned(core, ...tsNode('bench/macro/load.ts'));
   const child = track(
     spawn(cmd, args, { cwd: projectPath(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
@@ -275,7 +304,7 @@ export interface ProxyTargetOptions {
   readonly name: string;
   readonly policyYaml: string;
   readonly env?: Record<string, string>;
-  readonly core: number | null;
+  readonly core: Cores;
   /** Extra node flags (e.g. --cpu-prof). */
   readonly nodeFlags?: readonly string[];
   /** The compiled CLI to run (default: this checkout's dist/cli/floodgate.js), e.g. another build to compare. */
