@@ -1,11 +1,11 @@
 // The macro benchmark: autocannon against the upstream directly, a bare Node forwarder, floodgate in its
 // configurations, and nginx, alternating scenario by scenario in rounds (A B C … A B C …) so that the
-// ratios hold on a noisy machine. Then a fixed-rate test (latency, and CPU time per response). Prints
-// tables; writes
+// ratios hold on a noisy machine. Then a fixed-rate test (latency, and CPU time per response), then the
+// multi-core scenario where the machine has the cores for it. Prints tables; writes
 // bench/results/macro.json (macro-<scenario>.json for --scenario, macro-only.json for --only).
 //
 //   npx tsx bench/macro/macro.ts [--quick]
-//                                [--scenario direct|bare|proxy|memory|redis|breaker|reject|nginx]
+//                                [--scenario direct|bare|proxy|memory|redis|breaker|reject|nginx|multicore]
 //                                [--only id,id] [--rounds N] [--rate-rounds N] [--duration S] [--profile] [--no-build]
 //
 // --profile runs each floodgate with --cpu-prof and prints where its CPU went (bench/results/profiles/).
@@ -28,6 +28,7 @@ import { projectPath } from '../../core/paths.js';
 import { fixed, int, machine, median, pct, signedMs, table, writeResult } from '../lib/report.js';
 import { ceilingVerdict, heldBack, SATURATED, throughputVerdict, type Verdict } from '../lib/saturation.js';
 import { type LoadJob, type LoadResult, quantile } from './load.js';
+import { printMultiCore, runMultiCore } from './multicore.js';
 import {
   coreBusy,
   coreTimes,
@@ -145,7 +146,10 @@ function selection(): { throughput: Scenario[]; rate: Scenario[] } {
   }
   if (argv.scenario) {
     const g = GROUPS[argv.scenario];
-    if (!g) throw new Error(`unknown --scenario ${argv.scenario}; known: ${Object.keys(GROUPS).join(', ')}`);
+    if (!g)
+      throw new Error(
+        `unknown --scenario ${argv.scenario}; known: ${[...Object.keys(GROUPS), 'multicore'].join(', ')}`,
+      );
     return { throughput: pick(g.throughput), rate: pick(g.rate) };
   }
   return { throughput: [...SCENARIOS], rate: pick(RATE_SCENARIOS) };
@@ -227,10 +231,47 @@ async function probe(
   return { status: res.status, body: await res.text() };
 }
 
+/** The multi-core scenario (multicore.ts): runs only where the machine has the cores, else says why. */
+async function multiCore(
+  nginxBin: string | null,
+  pinning: boolean,
+  headerSets: readonly Record<string, string>[],
+) {
+  return runMultiCore({
+    cores: machine().cpus,
+    nginx: nginxBin,
+    pinning,
+    rounds: SETTINGS.rounds,
+    durationS: SETTINGS.durationS,
+    warmupS: SETTINGS.warmupS,
+    connections: SETTINGS.connections,
+    headerSets,
+    floodgate: async (upstreamPort, cores) => ({
+      target: await startFloodgate({
+        name: 'mc-floodgate',
+        policyYaml: policyYaml({ upstreamPort, store: 'memory', redisUrl: REDIS_URL, prefix: PREFIX }),
+        core: cores,
+        env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+      }),
+      path: '/plain',
+    }),
+  });
+}
+
 const keySets = Array.from({ length: KEY_COUNT }, (_, i) => ({ [KEY_HEADER]: `client-${i}` }));
 
 async function main(): Promise<void> {
   installCleanup();
+  if (argv.scenario === 'multicore') {
+    if (!argv['no-build']) console.log(ensureBuilt());
+    const result = await multiCore(findNginx(), taskset() !== null, keySets);
+    printMultiCore(result);
+    await stopAll();
+    console.log(
+      `wrote ${writeResult('macro-multicore.json', { at: new Date().toISOString(), machine: machine(), multiCore: result })}`,
+    );
+    return;
+  }
   const t0 = performance.now();
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   const load0 = loadavg()[0]!;
@@ -317,7 +358,7 @@ async function main(): Promise<void> {
               ? await fg(id, 'redis', { FLOODGATE_REDIS_AUTOPIPELINING: '1' })
               : id === 'bare'
                 ? await startBareForwarder(upstream.port, core(SETTINGS.cores.target))
-                : await startNginx(nginxBin!, upstream.port, core(SETTINGS.cores.target));
+                : await startNginx(nginxBin!, upstream.port, { core: core(SETTINGS.cores.target) });
       targets.set(id, t);
     }),
   );
@@ -430,6 +471,8 @@ async function main(): Promise<void> {
     await deletePrefix(redis);
     redis.disconnect();
   }
+  // After the 2-core scenarios, whose processes are gone now: it needs the cores to itself.
+  const multi = argv.only || argv.scenario ? null : await multiCore(nginxBin, pinning, keySets);
 
   // --- Results.
   const sum = (xs: Sample[]) => {
@@ -697,6 +740,7 @@ async function main(): Promise<void> {
           `p99 ${fixed(redisRtt.p99)} ms.\nEvery Redis-limited request waits for one such round trip: latency the proxy does not control.`,
       );
   }
+  if (multi) printMultiCore(multi);
   for (const x of skipped) console.log(`SKIPPED ${x.id}: ${x.reason}`);
   for (const [id, n] of Object.entries(storeErrors))
     if (n > 0) console.log(`! ${id}: ${n} Redis store errors during the run`);
@@ -737,6 +781,7 @@ async function main(): Promise<void> {
     fixedRate: rateResults,
     cpuRatios,
     redisDecisions,
+    multiCore: multi,
     redisRoundTripMs: redisRtt,
     storeErrors,
     ...(profiles ? { profiles } : {}),

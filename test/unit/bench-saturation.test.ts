@@ -1,7 +1,8 @@
-// The benchmark's rule for when a req/s figure measured its system under test: it decides what the
-// benchmark claims, so it is pinned down here.
+// The benchmark's rule for when a req/s figure measured its system under test, and the multi-core
+// scenario's core layout: both decide what the benchmark claims, so both are pinned down here.
 import { describe, expect, it } from 'vitest';
 import { heldBack, SATURATED, throughputVerdict } from '../../bench/lib/saturation.js';
+import { MIN_CORES, multiCoreLayout } from '../../bench/macro/multicore.js';
 
 const pinned = { sut: 0, load: 1 };
 
@@ -57,5 +58,26 @@ describe('throughputVerdict', () => {
     expect(throughputVerdict(0.9, 0.85, [])).toBe('met');
     expect(throughputVerdict(0.8, 0.85, [])).toBe('MISSED');
     expect(throughputVerdict(0.8, undefined, [])).toBe('');
+  });
+});
+
+describe('multiCoreLayout', () => {
+  it('skips a machine with fewer cores than it needs, and says how many it has', () => {
+    const r = multiCoreLayout(2);
+    expect('skip' in r && r.skip).toMatch(new RegExp(`needs ${MIN_CORES} cores.*has 2`));
+  });
+
+  it('gives the proxies, the upstream and the load generator cores of their own', () => {
+    for (const cores of [MIN_CORES, 16, 64]) {
+      const r = multiCoreLayout(cores);
+      if ('skip' in r) throw new Error(r.skip);
+      const all = [...r.sut, ...r.upstream, ...r.load];
+      expect(new Set(all).size).toBe(all.length);
+      expect(Math.max(...all)).toBeLessThan(cores);
+      expect(r.sut).toEqual([0, 1, 2, 3]);
+      expect(r.upstream.length).toBeGreaterThanOrEqual(1);
+      expect(r.load.length).toBeGreaterThanOrEqual(3);
+      expect(r.load.length).toBeLessThanOrEqual(8);
+    }
   });
 });
