@@ -47,6 +47,8 @@ const server = createServer((req, res) => {
   }
   const method = req.method ?? 'GET';
   const handler: Dispatcher.DispatchHandler = {
+    // Its presence tells undici this handler speaks the controller API (the callbacks below).
+    onRequestStart() {},
     onResponseStart(_controller, statusCode, upstreamHeaders, statusMessage) {
       if (statusCode >= 200) res.writeHead(statusCode, statusMessage, responseHeaders(upstreamHeaders));
     },
