@@ -99,7 +99,10 @@ const SETTINGS = {
      * stays well below saturation, as the target intends (see the closing note in bench/README.md).
      */
     connections: 2,
-    rounds: Number(argv['rate-rounds'] ?? (QUICK ? 1 : 3)),
+    // More rounds than at saturation: this VM's speed wanders by tens of percent from one run to the
+    // next, and the CPU ratios, judged to within 10-15%, are medians of per-round ratios. Whole
+    // seconds only: autocannon sends each second's share at its start, so 1.5 s would send 2 shares.
+    rounds: Number(argv['rate-rounds'] ?? (QUICK ? 1 : 5)),
     durationS: QUICK ? 1 : 2,
   },
   /** Cores: the system under test alone on one, the load generator and the upstream on the other. */
