@@ -1,5 +1,6 @@
 // Renders bench/results/macro.json as an SVG bar chart, by hand and without dependencies: req/s, CPU
-// time per request and p99 latency per scenario at saturation, then p99 at the fixed rate. Writes
+// time per request and p99 latency per scenario at saturation, then CPU per response and p99 at the
+// fixed rate. Writes
 // bench/results/macro.svg and bench/macro.svg (the copy kept in git, which the README shows).
 //
 //   npx tsx bench/chart.ts [path/to/macro.json]
@@ -14,6 +15,8 @@ interface ScenarioResult {
   readonly p99Ms: number;
   readonly cpuUsPerReq?: number;
   readonly addedP99Ms?: number;
+  /** Set when the run's req/s measured the load generator or a shared core, not this SUT. */
+  readonly heldBack?: string | null;
 }
 
 interface MacroJson {
@@ -44,7 +47,7 @@ const PLOT_W = WIDTH - LABEL_W - VALUE_W - 20;
 
 /** Reference processes in grey, floodgate by what it does. */
 function colour(s: ScenarioResult): string {
-  if (s.target === 'upstream' || s.target === 'nginx') return '#9aa0a6';
+  if (s.target === 'upstream' || s.target === 'nginx' || s.target === 'bare') return '#9aa0a6';
   if (s.id.startsWith('redis')) return '#d9822b';
   if (s.id.startsWith('memory')) return '#2f9e73';
   if (s.id === 'breaker-open' || s.id === 'reject') return '#8e6cc4';
@@ -94,7 +97,16 @@ export function renderChart(m: MacroJson): string {
     blocks.push(p.svg);
     y += p.height;
   };
-  add(panel('Throughput at saturation (req/s, higher is better)', m.scenarios, (s) => s.rps, int, y));
+  const marked = m.scenarios.map((s) => (s.heldBack ? { ...s, label: `${s.label} *` } : s));
+  add(
+    panel(
+      'Throughput at saturation (req/s, higher is better; * held back by the load generator or a shared core)',
+      marked,
+      (s) => s.rps,
+      int,
+      y,
+    ),
+  );
   add(
     panel(
       'CPU time per request of the system under test (µs, lower is better; direct: the upstream alone)',
@@ -106,6 +118,15 @@ export function renderChart(m: MacroJson): string {
   );
   add(panel('p99 latency at saturation (lower is better)', m.scenarios, (s) => s.p99Ms, ms, y));
   if (m.fixedRate.length > 0) {
+    add(
+      panel(
+        `CPU time per response at a fixed ${m.settings.rate.overallRate} req/s (µs, lower is better)`,
+        m.fixedRate,
+        (s) => s.cpuUsPerReq ?? Number.NaN,
+        (v) => (Number.isFinite(v) ? `${v.toFixed(1)} µs` : 'n/a'),
+        y,
+      ),
+    );
     add(
       panel(
         `p99 latency at a fixed ${m.settings.rate.overallRate} req/s (autocannon -R)`,

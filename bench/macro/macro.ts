@@ -1,9 +1,11 @@
-// The macro benchmark: autocannon against the upstream directly, floodgate in its
+// The macro benchmark: autocannon against the upstream directly, a bare Node forwarder, floodgate in its
 // configurations, and nginx, alternating scenario by scenario in rounds (A B C … A B C …) so that the
-// ratios hold on a noisy machine. Then a fixed-rate latency test. Prints tables; writes
+// ratios hold on a noisy machine. Then a fixed-rate test (latency, and CPU time per response), then the
+// multi-core scenario where the machine has the cores for it. Prints tables; writes
 // bench/results/macro.json (macro-<scenario>.json for --scenario, macro-only.json for --only).
 //
-//   npx tsx bench/macro/macro.ts [--quick] [--scenario direct|proxy|memory|redis|breaker|reject|nginx]
+//   npx tsx bench/macro/macro.ts [--quick]
+//                                [--scenario direct|bare|proxy|memory|redis|breaker|reject|nginx|multicore]
 //                                [--only id,id] [--rounds N] [--rate-rounds N] [--duration S] [--profile] [--no-build]
 //
 // --profile runs each floodgate with --cpu-prof and prints where its CPU went (bench/results/profiles/).
@@ -14,8 +16,9 @@
 // runs alone on core 0; the load generator and the upstream share core 1; Redis runs wherever the OS
 // puts it. So each proxy has a whole core, and "direct" measures what core 1 can drive without one.
 // Besides req/s, every run records the CPU time the system under test spent per request, which holds
-// better than req/s on a shared machine. Only loopback addresses are used. Every child is killed when
-// the benchmark ends, fails or is interrupted.
+// better than req/s on a shared machine. A throughput ratio is INVALID when the load generator's core
+// or a shared core decided it (bench/lib/saturation.ts); the CPU per response is the figure then. Only
+// loopback addresses are used. Every child is killed when the benchmark ends, fails or is interrupted.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -23,7 +26,9 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { projectPath } from '../../core/paths.js';
 import { fixed, int, machine, median, pct, signedMs, table, writeResult } from '../lib/report.js';
+import { ceilingVerdict, heldBack, SATURATED, throughputVerdict, type Verdict } from '../lib/saturation.js';
 import { type LoadJob, type LoadResult, quantile } from './load.js';
+import { printMultiCore, runMultiCore } from './multicore.js';
 import {
   coreBusy,
   coreTimes,
@@ -33,6 +38,7 @@ import {
   installCleanup,
   type LoadGenerator,
   onShutdown,
+  startBareForwarder,
   startFloodgate,
   startLoadGenerator,
   startNginx,
@@ -46,6 +52,7 @@ import {
 import { summarizeProfile } from './profile-summary.js';
 import {
   ADDED_P99_TARGET_MS,
+  CPU_RATIOS,
   GROUPS,
   KEY_COUNT,
   KEY_HEADER,
@@ -53,6 +60,8 @@ import {
   policyYaml,
   RATE_SCENARIOS,
   RATIOS,
+  REDIS_DECISION_SCENARIOS,
+  REDIS_US_PER_DECISION_TARGET,
   SCENARIOS,
   type Scenario,
   type TargetId,
@@ -79,7 +88,10 @@ const SETTINGS = {
   durationS: Number(argv.duration ?? (QUICK ? 0.4 : 2)),
   warmupS: QUICK ? 0.3 : 0.7,
   rate: {
-    /** autocannon -R: requests per second over all connections. */
+    /**
+     * autocannon -R: requests per second over all connections. The latency target is set at this rate,
+     * and the CPU-per-response table comes from the same runs: well below any SUT's saturation here.
+     */
     overallRate: 1_000,
     /**
      * autocannon paces -R per connection and per second: each connection sends its share back to back
@@ -87,7 +99,10 @@ const SETTINGS = {
      * stays well below saturation, as the target intends (see the closing note in bench/README.md).
      */
     connections: 2,
-    rounds: Number(argv['rate-rounds'] ?? (QUICK ? 1 : 3)),
+    // More rounds than at saturation: this VM's speed wanders by tens of percent from one run to the
+    // next, and the CPU ratios, judged to within 10-15%, are medians of per-round ratios. Whole
+    // seconds only: autocannon sends each second's share at its start, so 1.5 s would send 2 shares.
+    rounds: Number(argv['rate-rounds'] ?? (QUICK ? 1 : 5)),
     durationS: QUICK ? 1 : 2,
   },
   /** Cores: the system under test alone on one, the load generator and the upstream on the other. */
@@ -134,7 +149,10 @@ function selection(): { throughput: Scenario[]; rate: Scenario[] } {
   }
   if (argv.scenario) {
     const g = GROUPS[argv.scenario];
-    if (!g) throw new Error(`unknown --scenario ${argv.scenario}; known: ${Object.keys(GROUPS).join(', ')}`);
+    if (!g)
+      throw new Error(
+        `unknown --scenario ${argv.scenario}; known: ${[...Object.keys(GROUPS), 'multicore'].join(', ')}`,
+      );
     return { throughput: pick(g.throughput), rate: pick(g.rate) };
   }
   return { throughput: [...SCENARIOS], rate: pick(RATE_SCENARIOS) };
@@ -216,8 +234,47 @@ async function probe(
   return { status: res.status, body: await res.text() };
 }
 
+/** The multi-core scenario (multicore.ts): runs only where the machine has the cores, else says why. */
+async function multiCore(
+  nginxBin: string | null,
+  pinning: boolean,
+  headerSets: readonly Record<string, string>[],
+) {
+  return runMultiCore({
+    cores: machine().cpus,
+    nginx: nginxBin,
+    pinning,
+    rounds: SETTINGS.rounds,
+    durationS: SETTINGS.durationS,
+    warmupS: SETTINGS.warmupS,
+    connections: SETTINGS.connections,
+    headerSets,
+    floodgate: async (upstreamPort, cores) => ({
+      target: await startFloodgate({
+        name: 'mc-floodgate',
+        policyYaml: policyYaml({ upstreamPort, store: 'memory', redisUrl: REDIS_URL, prefix: PREFIX }),
+        core: cores,
+        env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+      }),
+      path: '/plain',
+    }),
+  });
+}
+
+const keySets = Array.from({ length: KEY_COUNT }, (_, i) => ({ [KEY_HEADER]: `client-${i}` }));
+
 async function main(): Promise<void> {
   installCleanup();
+  if (argv.scenario === 'multicore') {
+    if (!argv['no-build']) console.log(ensureBuilt());
+    const result = await multiCore(findNginx(), taskset() !== null, keySets);
+    printMultiCore(result);
+    await stopAll();
+    console.log(
+      `wrote ${writeResult('macro-multicore.json', { at: new Date().toISOString(), machine: machine(), multiCore: result })}`,
+    );
+    return;
+  }
   const t0 = performance.now();
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   const load0 = loadavg()[0]!;
@@ -302,7 +359,9 @@ async function main(): Promise<void> {
             ? await fg(id, 'redis')
             : id === 'fg-redis-autopipe'
               ? await fg(id, 'redis', { FLOODGATE_REDIS_AUTOPIPELINING: '1' })
-              : await startNginx(nginxBin!, upstream.port, core(SETTINGS.cores.target));
+              : id === 'bare'
+                ? await startBareForwarder(upstream.port, core(SETTINGS.cores.target))
+                : await startNginx(nginxBin!, upstream.port, { core: core(SETTINGS.cores.target) });
       targets.set(id, t);
     }),
   );
@@ -326,7 +385,6 @@ async function main(): Promise<void> {
     }
   }
 
-  const keySets = Array.from({ length: KEY_COUNT }, (_, i) => ({ [KEY_HEADER]: `client-${i}` }));
   const jobFor = (
     s: Scenario,
     durationS: number,
@@ -416,6 +474,8 @@ async function main(): Promise<void> {
     await deletePrefix(redis);
     redis.disconnect();
   }
+  // After the 2-core scenarios, whose processes are gone now: it needs the cores to itself.
+  const multi = argv.only || argv.scenario ? null : await multiCore(nginxBin, pinning, keySets);
 
   // --- Results.
   const sum = (xs: Sample[]) => {
@@ -463,6 +523,18 @@ async function main(): Promise<void> {
   };
   const results = throughput.map((s) => describe(s, samples.get(s.id)!));
   const byId = new Map(results.map((r) => [r.id, r]));
+  /** Why a scenario's req/s says nothing about its SUT (bench/lib/saturation.ts), or null. */
+  const throughputLimit = (x: (typeof results)[number]) =>
+    heldBack(
+      { sut: x.cpuCoreShare, harness: x.harnessCoreShare, coreBusy: x.coreBusy },
+      pinning
+        ? {
+            // direct's SUT, the upstream, shares the load generator's core.
+            sut: x.target === 'upstream' ? SETTINGS.cores.upstream : SETTINGS.cores.target,
+            load: SETTINGS.cores.load,
+          }
+        : null,
+    );
 
   /** Median over rounds of the per-round ratio: a round's scenarios ran back to back, on the same machine. */
   const ratios = RATIOS.filter((r) => byId.has(r.num) && byId.has(r.den)).map((r) => {
@@ -471,18 +543,19 @@ async function main(): Promise<void> {
     const value = median(a.rounds.map((x, i) => x.rps / b.rounds[i]!.rps));
     // CPU-equivalent: the throughput ratio if both were CPU-bound on the same core.
     const byCpu = a.target !== 'upstream' && b.target !== 'upstream' ? b.cpuUsPerReq / a.cpuUsPerReq : null;
-    // A side that was not measured at its own limit: held back by the load generator's core, or
-    // starved of its core by other processes (a shared machine). "by CPU" is the better guide then.
-    const capped = (x: typeof a) =>
-      x.target !== 'upstream' && x.cpuCoreShare < 0.85 && x.harnessCoreShare > 0.85;
-    const starved = (x: typeof a) =>
-      x.target !== 'upstream' && x.cpuCoreShare < 0.7 && (x.coreBusy[SETTINGS.cores.target] ?? 0) > 0.9;
-    const notes: string[] = [];
-    if (capped(b)) notes.push(`${b.id} held back by the load generator (ratio too high)`);
-    if (capped(a)) notes.push(`${a.id} held back by the load generator (ratio too low)`);
-    for (const x of [a, b]) if (starved(x)) notes.push(`${x.id} short of CPU (other processes)`);
-    const note = notes.join('; ');
-    return { ...r, value, byCpu, note, met: r.floor === undefined ? null : value >= r.floor };
+    // A side its SUT did not decide (the load generator's core full, or the SUT's core shared) makes
+    // the ratio meaningless, whichever way it leans.
+    const reasons = [a, b].flatMap((x) => {
+      const why = throughputLimit(x);
+      return why === null ? [] : [`${x.id}: ${why}`];
+    });
+    const verdict = throughputVerdict(value, r.floor, reasons);
+    const cpuRatio = CPU_RATIOS.find((c) => c.num === r.num && c.den === r.den);
+    const note =
+      reasons.length === 0
+        ? ''
+        : `${reasons.join('; ')}; read ${cpuRatio ? `CPU at ${SETTINGS.rate.overallRate} req/s (${cpuRatio.id})` : '"by CPU"'} instead`;
+    return { ...r, value, byCpu, verdict, reasons, note };
   });
 
   const rateResults = rate.map((s) => {
@@ -497,6 +570,31 @@ async function main(): Promise<void> {
       met: s.id === 'redis-log' && Number.isFinite(added) ? added <= ADDED_P99_TARGET_MS : null,
     };
   });
+  // Below saturation only if the scenario kept the rate: one that fell behind ran at its limit.
+  const rateHeld = (x: (typeof rateResults)[number]) => x.rps >= 0.9 * SETTINGS.rate.overallRate;
+  const rateById = new Map(rateResults.map((r) => [r.id, r]));
+  /** CPU per response at the fixed rate, numerator over denominator: median of the per-round ratios. */
+  const cpuRatios = CPU_RATIOS.filter((c) => rateById.has(c.num) && rateById.has(c.den)).map((c) => {
+    const a = rateById.get(c.num)!;
+    const b = rateById.get(c.den)!;
+    const value = median(a.rounds.map((x, i) => x.cpuUsPerReq / b.rounds[i]!.cpuUsPerReq));
+    const behind = [a, b].filter((x) => !rateHeld(x)).map((x) => x.id);
+    const verdict: Verdict = behind.length > 0 ? 'INVALID' : ceilingVerdict(value, c.ceiling);
+    const note =
+      behind.length > 0 ? `${behind.join(', ')} fell behind ${SETTINGS.rate.overallRate} req/s` : '';
+    return { ...c, value, verdict, note };
+  });
+  /** Redis server CPU per decision, at the fixed rate and at saturation. */
+  const redisDecisions = REDIS_DECISION_SCENARIOS.flatMap((id) =>
+    [
+      { id, at: `${SETTINGS.rate.overallRate} req/s`, us: rateById.get(id)?.redisUsPerReq },
+      { id, at: 'saturation', us: byId.get(id)?.redisUsPerReq },
+    ].flatMap((x) =>
+      x.us === null || x.us === undefined
+        ? []
+        : [{ ...x, us: x.us, verdict: ceilingVerdict(x.us, REDIS_US_PER_DECISION_TARGET) }],
+    ),
+  );
 
   const seconds = (performance.now() - t0) / 1000;
   const load1 = loadavg()[0]!;
@@ -539,7 +637,7 @@ async function main(): Promise<void> {
         r.coreBusy.map(pct).join(' '),
         r.redisUsPerReq === null ? '' : fixed(r.redisUsPerReq, 1),
         r.perCall === null ? '' : fixed(r.perCall, 1),
-        flag(r),
+        [flag(r), throughputLimit(r) ?? ''].filter((x) => x !== '').join('; '),
       ]),
       ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
     ),
@@ -548,7 +646,8 @@ async function main(): Promise<void> {
     '\nSUT = the system under test (floodgate, nginx; the upstream itself for direct), SUT µs/req its CPU time per response, SUT core\n' +
       'its share of one core; load+up = the load generator and upstream, which share the other core; cores busy = each core\n' +
       'over the run, whoever used it. A SUT well below 100% with its core busy was short of CPU; with a core idle, it waited.\n' +
-      "Redis µs/req = the Redis server's CPU per response; req/call = responses per script call (decisions batched per call).",
+      "Redis µs/req = the Redis server's CPU per response; req/call = responses per script call (decisions batched per call).\n" +
+      'The last column names what held a scenario back when it was not its SUT: its req/s then measured something else.',
   );
   if (ratios.length > 0) {
     console.log(
@@ -562,12 +661,18 @@ async function main(): Promise<void> {
           fixed(r.value),
           r.byCpu === null ? '' : fixed(r.byCpu),
           r.floor === undefined ? '' : `≥ ${r.floor.toFixed(2)}`,
-          r.met === null ? '' : r.met ? 'met' : 'MISSED',
+          r.verdict,
           r.note,
         ]),
         ['l', 'r', 'r', 'r', 'l', 'l'],
       ),
     );
+    if (ratios.some((r) => r.verdict === 'INVALID'))
+      console.log(
+        `\nINVALID: the load generator's core was saturated (load+up core or that core's busy share ≥ ${pct(SATURATED)}),\n` +
+          `or the SUT was starved (its core ≥ ${pct(SATURATED)} busy, ≥ ${pct(1 - SATURATED)} of it used by others), on one side of the\n` +
+          'ratio: the req/s did not measure the SUT. Read the CPU per response at the fixed rate (below) instead.',
+      );
   }
   if (rateResults.length > 0) {
     console.log(
@@ -588,12 +693,57 @@ async function main(): Promise<void> {
         ]),
       ),
     );
+    console.log(
+      `\nCPU per response at the fixed rate (SUT's own CPU; Redis µs/decision = the Redis server's, per response)\n`,
+    );
+    console.log(
+      table(
+        ['scenario', 'req/s', 'SUT µs/resp', 'SUT core', 'Redis µs/decision', ''],
+        rateResults.map((r) => [
+          r.label,
+          int(r.rps),
+          fixed(r.cpuUsPerReq, 1),
+          pct(r.cpuCoreShare),
+          r.redisUsPerReq === null ? '' : fixed(r.redisUsPerReq, 1),
+          rateHeld(r) ? '' : `! fell behind ${SETTINGS.rate.overallRate} req/s`,
+        ]),
+        ['l', 'r', 'r', 'r', 'r', 'l'],
+      ),
+    );
+    if (cpuRatios.length > 0 || redisDecisions.length > 0) {
+      console.log(
+        `\nCPU targets at ${SETTINGS.rate.overallRate} req/s (ratios: median of per-round ratios of SUT µs/resp)\n`,
+      );
+      console.log(
+        table(
+          ['target', 'goal', 'measured', '', 'note'],
+          [
+            ...cpuRatios.map((c) => [
+              c.label,
+              c.ceiling === undefined ? 'report' : `≤ ${fixed(c.ceiling)}×`,
+              `${fixed(c.value)}×`,
+              c.verdict,
+              c.note,
+            ]),
+            ...redisDecisions.map((d) => [
+              `Redis CPU per decision, ${d.id}, at ${d.at}`,
+              `≤ ${REDIS_US_PER_DECISION_TARGET} µs`,
+              `${fixed(d.us, 1)} µs`,
+              d.verdict,
+              '',
+            ]),
+          ],
+          ['l', 'r', 'r', 'l', 'l'],
+        ),
+      );
+    }
     if (redisRtt)
       console.log(
         `\nRedis's own round trip at the same rate (PING from the benchmark process): p50 ${fixed(redisRtt.p50)} ms, ` +
           `p99 ${fixed(redisRtt.p99)} ms.\nEvery Redis-limited request waits for one such round trip: latency the proxy does not control.`,
       );
   }
+  if (multi) printMultiCore(multi);
   for (const x of skipped) console.log(`SKIPPED ${x.id}: ${x.reason}`);
   for (const [id, n] of Object.entries(storeErrors))
     if (n > 0) console.log(`! ${id}: ${n} Redis store errors during the run`);
@@ -628,9 +778,13 @@ async function main(): Promise<void> {
     settings: { ...SETTINGS, keys: KEY_COUNT },
     seconds,
     skipped,
-    scenarios: results,
+    saturatedAt: SATURATED,
+    scenarios: results.map((r) => ({ ...r, heldBack: throughputLimit(r) })),
     ratios,
     fixedRate: rateResults,
+    cpuRatios,
+    redisDecisions,
+    multiCore: multi,
     redisRoundTripMs: redisRtt,
     storeErrors,
     ...(profiles ? { profiles } : {}),

@@ -105,6 +105,12 @@ export async function stopAll(graceMs = 2_000): Promise<void> {
   await Promise.all([...children].map((c) => stopChild(c, graceMs)));
 }
 
+/**
+ * Where a child may run: one core, a taskset core list such as "0-3" (its threads spread over those
+ * cores), or null for anywhere.
+ */
+export type Cores = number | string | null;
+
 let tasksetPath: string | null | undefined;
 /** taskset's path, or null where it is missing (then nothing is pinned). */
 export function taskset(): string | null {
@@ -128,7 +134,7 @@ function setpriv(): boolean {
  * The command line that runs `cmd` on `core` (null: anywhere), and that gets SIGTERM should this
  * process die without cleaning up.
  */
-function pinned(core: number | null, cmd: string, args: readonly string[]): [string, string[]] {
+function pinned(core: Cores, cmd: string, args: readonly string[]): [string, string[]] {
   const ts = core === null ? null : taskset();
   const line = ts === null ? [cmd, ...args] : [ts, '-c', String(core), cmd, ...args];
   if (setpriv()) line.unshift('setpriv', '--pdeathsig', 'TERM', '--');
@@ -207,15 +213,24 @@ export interface Upstream {
   readonly child: ChildProcess;
 }
 
-export async function startUpstream(core: number | null): Promise<Upstream> {
-  const [cmd, args] = pinned(core, ...tsNode('bench/macro/upstream.ts'));
+/**
+ * Runs a TypeScript server of the benchmark's own (upstream.ts, bare-forwarder.ts), which listens on a
+ * free port and prints {"port":N} as its first line. Its stdin is a pipe it watches: it leaves when we do.
+ */
+async function startServerScript(
+  file: string,
+  extraArgs: readonly string[],
+  core: Cores,
+): Promise<{ port: number; child: ChildProcess }> {
+  const [node, script] = tsNode(file);
+  const [cmd, args] = pinned(core, node, [...script, ...extraArgs]);
   const child = track(spawn(cmd, args, { cwd: projectPath(), stdio: ['pipe', 'pipe', 'inherit'] }));
   let line = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     line += d;
   });
   const port = await waitFor(
-    'upstream',
+    file,
     () => {
       const nl = line.indexOf('\n');
       return nl === -1 ? null : (JSON.parse(line.slice(0, nl)) as { port: number }).port;
@@ -226,12 +241,26 @@ export async function startUpstream(core: number | null): Promise<Upstream> {
   return { port, child };
 }
 
+export function startUpstream(core: Cores): Promise<Upstream> {
+  return startServerScript('bench/macro/upstream.ts', [], core);
+}
+
+/** The bare forwarder (bare-forwarder.ts) in front of the upstream: the floor of a Node proxy. */
+export async function startBareForwarder(upstreamPort: number, core: Cores): Promise<Target> {
+  const { port, child } = await startServerScript(
+    'bench/macro/bare-forwarder.ts',
+    [`http://127.0.0.1:${upstreamPort}`],
+    core,
+  );
+  return { name: 'bare', url: `http://127.0.0.1:${port}`, adminUrl: null, child, logFile: '' };
+}
+
 export interface LoadGenerator {
   run(job: Omit<LoadJob, 'id'>): Promise<LoadResult>;
   readonly child: ChildProcess;
 }
 
-export function startLoadGenerator(core: number | null): LoadGenerator {
+export function startLoadGenerator(core: Cores): LoadGenerator {
   const [cmd, args] = pinned(core, ...tsNode('bench/macro/load.ts'));
   const child = track(
     spawn(cmd, args, { cwd: projectPath(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
@@ -275,7 +304,7 @@ export interface ProxyTargetOptions {
   readonly name: string;
   readonly policyYaml: string;
   readonly env?: Record<string, string>;
-  readonly core: number | null;
+  readonly core: Cores;
   /** Extra node flags (e.g. --cpu-prof). */
   readonly nodeFlags?: readonly string[];
   /** The compiled CLI to run (default: this checkout's dist/cli/floodgate.js), e.g. another build to compare. */
@@ -350,18 +379,63 @@ export function findNginx(): string | null {
   return r.status === 0 && r.stdout.trim() !== '' ? r.stdout.trim() : null;
 }
 
+export interface NginxOptions {
+  /** Distinguishes several nginx processes in one run (their directories and pid files). */
+  readonly name?: string;
+  readonly core: Cores;
+  /** worker_processes: 1, a single-threaded event loop like node, unless a multi-core run asks more. */
+  readonly workers?: number;
+}
+
 /**
- * nginx as the outside reference: ONE worker process (a single-threaded event loop, like node), an
- * upstream block with keepalive connections, HTTP/1.1 to the upstream, access log off, and the same
- * X-Forwarded-* / X-Request-Id headers floodgate adds, so both do comparable work per request.
+ * nginx as the outside reference: ONE worker process (a single-threaded event loop, like node) unless
+ * told otherwise, an upstream block with keepalive connections, HTTP/1.1 to the upstream, access log
+ * off, and the same X-Forwarded-* / X-Request-Id headers floodgate adds, so both do comparable work
+ * per request.
  */
-export async function startNginx(binary: string, upstreamPort: number, core: number | null): Promise<Target> {
-  const dir = join(tempDir(), 'nginx');
+export function startNginx(binary: string, upstreamPort: number, o: NginxOptions): Promise<Target> {
+  return runNginx(
+    binary,
+    o,
+    `upstream app {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 256;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+  }`,
+    `proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Request-Id $request_id;`,
+  );
+}
+
+/**
+ * nginx answering upstream.ts's body itself: an upstream for the multi-core run, where one node
+ * upstream process would be the limit long before four proxy workers are.
+ */
+export function startStaticNginx(binary: string, o: NginxOptions): Promise<Target> {
+  return runNginx(
+    binary,
+    o,
+    '',
+    `default_type application/json;
+      return 200 '{"ok":true,"from":"upstream"}';`,
+  );
+}
+
+async function runNginx(binary: string, o: NginxOptions, http: string, location: string): Promise<Target> {
+  const name = o.name ?? 'nginx';
+  const dir = join(tempDir(), name);
   const { mkdirSync, writeFileSync } = await import('node:fs');
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const conf = `# generated by bench/macro for one run
-worker_processes 1;
+worker_processes ${o.workers ?? 1};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -376,23 +450,11 @@ http {
   scgi_temp_path ${dir}/scgi;
   keepalive_requests 1000000;
   keepalive_timeout 120s;
-  upstream app {
-    server 127.0.0.1:${upstreamPort};
-    keepalive 256;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-  }
+  ${http}
   server {
     listen 127.0.0.1:${port};
     location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Host $host;
-      proxy_set_header X-Request-Id $request_id;
+      ${location}
     }
   }
 }
@@ -400,30 +462,53 @@ http {
   const confFile = join(dir, 'nginx.conf');
   writeFileSync(confFile, conf);
   const logFile = join(dir, 'error.log');
-  const [cmd, args] = pinned(core, binary, ['-p', dir, '-c', confFile]);
+  const [cmd, args] = pinned(o.core, binary, ['-p', dir, '-c', confFile]);
   const child = track(spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }));
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
   });
-  await waitForPort('nginx', port, 10_000, child).catch((err: Error) => {
+  await waitForPort(name, port, 10_000, child).catch((err: Error) => {
     throw new Error(`${err.message}\n${stderr}${tail(logFile)}`);
   });
-  return { name: 'nginx', url: `http://127.0.0.1:${port}`, adminUrl: null, child, logFile };
+  return { name, url: `http://127.0.0.1:${port}`, adminUrl: null, child, logFile };
 }
 
 let clockTicks: number | null = null;
+const schedstat = existsSync('/proc/self/schedstat');
+
+/**
+ * CPU seconds one process has used: the sum of its threads' run time from /proc/PID/task/TID/schedstat,
+ * in nanoseconds. /proc/PID/stat counts in clock ticks (10 ms), too coarse for a few hundred
+ * milliseconds of CPU at a fixed rate; it is the fallback where schedstat is missing. Threads that
+ * exited are not in schedstat: the benchmark's processes keep theirs for their whole life.
+ */
+function processCpuSeconds(p: number): number {
+  if (schedstat) {
+    let ns = 0;
+    for (const task of readdirSync(`/proc/${p}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${p}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return ns / 1e9;
+  }
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start after the last ')'.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / clockTicks; // utime, stime
+}
+
 /** CPU seconds used so far by `pid` and its descendants (Linux /proc; null elsewhere). */
 export function cpuSeconds(pid: number | undefined): number | null {
   if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return null;
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  let ticks = 0;
+  let seconds = 0;
   const visit = (p: number, depth: number): void => {
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      // Fields after the command name (which may contain spaces) start after the last ')'.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+      seconds += processCpuSeconds(p);
       if (depth > 3) return;
       for (const task of readdirSync(`/proc/${p}/task`)) {
         const kids = readFileSync(`/proc/${p}/task/${task}/children`, 'utf8').trim();
@@ -434,7 +519,7 @@ export function cpuSeconds(pid: number | undefined): number | null {
     }
   };
   visit(pid, 0);
-  return ticks / clockTicks;
+  return seconds;
 }
 
 /** Per-core [busy, total] jiffies so far, from /proc/stat (null elsewhere): busy is all but idle and iowait. */

@@ -1,15 +1,16 @@
 // What the macro benchmark measures: the numbered scenarios (bench/README.md), the processes they run against, and the
 // policy each floodgate process loads. One floodgate process serves several scenarios (one route each),
 // so only three are needed: the memory store, and Redis with ioredis auto-pipelining off (the default)
-// and on.
+// and on. Beside them, two references: nginx, and the bare forwarder (bare-forwarder.ts), the least a
+// Node proxy can do per request.
 
 /** The processes a scenario can be pointed at. */
-export type TargetId = 'upstream' | 'fg-memory' | 'fg-redis' | 'fg-redis-autopipe' | 'nginx';
+export type TargetId = 'upstream' | 'bare' | 'fg-memory' | 'fg-redis' | 'fg-redis-autopipe' | 'nginx';
 
 export interface Scenario {
   readonly id: string;
   readonly label: string;
-  /** Its scenario number, as bench/README.md numbers them (1-7). */
+  /** Its scenario number, as bench/README.md numbers them (1-8). */
   readonly issue: number;
   readonly target: TargetId;
   readonly path: string;
@@ -36,6 +37,14 @@ export const SCENARIOS: readonly Scenario[] = [
     label: 'direct (upstream)',
     issue: 1,
     target: 'upstream',
+    path: '/plain',
+    expect: 200,
+  },
+  {
+    id: 'bare',
+    label: 'bare forwarder (node:http + undici)',
+    issue: 8,
+    target: 'bare',
     path: '/plain',
     expect: 200,
   },
@@ -122,11 +131,18 @@ export const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
-/** The fixed-rate latency test: these scenarios at RATE req/s. */
+/**
+ * The fixed-rate test: these scenarios at the same rate, well below saturation, for latency (p99 added
+ * over direct) and for CPU time per response (the CPU_RATIOS below).
+ */
 export const RATE_SCENARIOS: readonly string[] = [
   'direct',
+  'bare',
   'proxy',
+  'memory-log',
+  'memory-counter',
   'redis-log',
+  'redis-counter',
   'redis-log-autopipe',
   'nginx',
 ];
@@ -139,17 +155,21 @@ export const GROUPS: Readonly<
   Record<string, { readonly throughput: readonly string[]; readonly rate: readonly string[] }>
 > = {
   direct: { throughput: ['direct'], rate: ['direct'] },
-  proxy: { throughput: ['direct', 'proxy'], rate: ['direct', 'proxy'] },
-  memory: { throughput: ['proxy', 'memory-log', 'memory-counter'], rate: [] },
+  bare: { throughput: ['direct', 'bare', 'proxy'], rate: ['direct', 'bare', 'proxy'] },
+  proxy: { throughput: ['direct', 'bare', 'proxy'], rate: ['direct', 'bare', 'proxy'] },
+  memory: {
+    throughput: ['proxy', 'memory-log', 'memory-counter'],
+    rate: ['proxy', 'memory-log', 'memory-counter'],
+  },
   redis: {
     throughput: ['proxy', 'redis-log', 'redis-counter', 'redis-log-autopipe', 'redis-counter-autopipe'],
-    rate: ['direct', 'redis-log', 'redis-log-autopipe'],
+    rate: ['direct', 'proxy', 'redis-log', 'redis-counter', 'redis-log-autopipe'],
   },
   breaker: { throughput: ['proxy', 'breaker-open'], rate: [] },
   reject: { throughput: ['proxy', 'reject'], rate: [] },
   nginx: {
-    throughput: ['direct', 'proxy', 'redis-log', 'redis-counter', 'nginx'],
-    rate: ['direct', 'redis-log', 'nginx'],
+    throughput: ['direct', 'bare', 'proxy', 'redis-log', 'redis-counter', 'nginx'],
+    rate: ['direct', 'bare', 'proxy', 'redis-log', 'nginx'],
   },
 };
 
@@ -165,6 +185,7 @@ export interface RatioSpec {
 
 export const RATIOS: readonly RatioSpec[] = [
   { id: 'proxy/direct', label: 'proxy / direct', num: 'proxy', den: 'direct' },
+  { id: 'proxy/bare', label: 'proxy (no limits) / bare forwarder', num: 'proxy', den: 'bare' },
   { id: 'memory-log/proxy', label: 'memory sliding-log / proxy', num: 'memory-log', den: 'proxy' },
   {
     id: 'memory-counter/proxy',
@@ -201,12 +222,71 @@ export const RATIOS: readonly RatioSpec[] = [
     den: 'nginx',
     floor: 0.5,
   },
+  { id: 'bare/nginx', label: 'bare forwarder / nginx', num: 'bare', den: 'nginx' },
   { id: 'breaker-open/proxy', label: 'open breaker / proxy', num: 'breaker-open', den: 'proxy' },
   { id: 'reject/proxy', label: '429 over limit / proxy', num: 'reject', den: 'proxy' },
 ];
 
 /** The fixed-rate target: added p99 over direct, in ms. */
 export const ADDED_P99_TARGET_MS = 1;
+
+/**
+ * Costs at the fixed rate: the SUT's CPU µs per response, numerator over denominator (median of the
+ * per-round ratios). Unlike req/s, neither the load generator's core nor a shared core decides them.
+ */
+export interface CpuRatioSpec {
+  readonly id: string;
+  readonly label: string;
+  readonly num: string;
+  readonly den: string;
+  /** The most the numerator may cost, as a multiple of the denominator; none: reported only. */
+  readonly ceiling?: number;
+}
+
+export const CPU_RATIOS: readonly CpuRatioSpec[] = [
+  {
+    id: 'proxy/bare',
+    label: 'floodgate, no limits / bare forwarder',
+    num: 'proxy',
+    den: 'bare',
+    ceiling: 1.15,
+  },
+  {
+    id: 'memory-log/proxy',
+    label: 'memory sliding-log / no limits',
+    num: 'memory-log',
+    den: 'proxy',
+    ceiling: 1.1,
+  },
+  {
+    id: 'memory-counter/proxy',
+    label: 'memory sliding-counter / no limits',
+    num: 'memory-counter',
+    den: 'proxy',
+    ceiling: 1.1,
+  },
+  {
+    id: 'redis-log/proxy',
+    label: 'redis sliding-log / no limits (proxy CPU)',
+    num: 'redis-log',
+    den: 'proxy',
+    ceiling: 1.2,
+  },
+  {
+    id: 'redis-counter/proxy',
+    label: 'redis sliding-counter / no limits (proxy CPU)',
+    num: 'redis-counter',
+    den: 'proxy',
+    ceiling: 1.2,
+  },
+  { id: 'proxy/nginx', label: 'floodgate, no limits / nginx', num: 'proxy', den: 'nginx' },
+  { id: 'bare/nginx', label: 'bare forwarder / nginx', num: 'bare', den: 'nginx' },
+];
+
+/** Redis server CPU per rate-limit decision, at the fixed rate and at saturation, in µs. */
+export const REDIS_US_PER_DECISION_TARGET = 8;
+/** The Redis-limited scenarios whose decisions that target covers. */
+export const REDIS_DECISION_SCENARIOS: readonly string[] = ['redis-log', 'redis-counter'];
 
 export interface PolicyOptions {
   readonly upstreamPort: number;
