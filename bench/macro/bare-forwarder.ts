@@ -8,10 +8,10 @@
 // Listens on a free loopback port, prints {"port":N} as one line, and exits when its stdin closes (the
 // parent has gone), on SIGTERM, or on SIGINT.
 import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { type Dispatcher, Pool } from 'undici';
 // The same list floodgate drops, so the floor does the same header work and nothing more.
 import { HOP_BY_HOP } from '../../proxy/http/request-headers.js';
+import { serveAsChild } from '../lib/child-server.js';
 
 const upstream = process.argv[2];
 if (!upstream) {
@@ -65,21 +65,4 @@ const server = createServer((req, res) => {
     handler,
   );
 });
-server.keepAliveTimeout = 120_000;
-server.headersTimeout = 130_000;
-
-server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + '\n');
-});
-
-const stop = (): void => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-  void pool.close();
-  setTimeout(() => process.exit(0), 500).unref();
-};
-process.stdin.on('end', stop);
-process.stdin.on('close', stop);
-process.stdin.resume();
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveAsChild(server, () => void pool.close());

@@ -5,7 +5,7 @@
 // Run by bench/macro/macro.ts as a child: it listens on a free loopback port, prints {"port":N} as one
 // line, and exits when its stdin closes (the parent has gone), on SIGTERM, or on SIGINT.
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveAsChild } from '../lib/child-server.js';
 
 const BODY = Buffer.from('{"ok":true,"from":"upstream"}');
 const OK_HEADERS = { 'content-type': 'application/json', 'content-length': String(BODY.length) };
@@ -14,21 +14,4 @@ const server = createServer((req, res) => {
   res.writeHead(req.url?.startsWith('/fail') ? 503 : 200, OK_HEADERS);
   res.end(BODY);
 });
-// Longer than any run: the proxies and nginx keep their pooled connections for the whole benchmark.
-server.keepAliveTimeout = 120_000;
-server.headersTimeout = 130_000;
-
-server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + '\n');
-});
-
-const stop = (): void => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 500).unref();
-};
-process.stdin.on('end', stop);
-process.stdin.on('close', stop);
-process.stdin.resume();
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveAsChild(server);
