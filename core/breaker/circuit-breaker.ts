@@ -73,6 +73,33 @@ const CLOSED: CircuitState = Object.freeze({ kind: 'CLOSED' });
 const EVENT_FOR = { CLOSED: 'close', OPEN: 'open', HALF_OPEN: 'halfOpen' } as const;
 /** Epoch of a call reported through the manual API, which carries no admission ticket. */
 const UNKNOWN = -1;
+/**
+ * Epochs are drawn from one counter for every breaker of the process, so a ticket is never valid for
+ * any breaker but the one that issued it, nor for a later state of it: an outcome that arrives late
+ * (from another process, or after a reload replaced the breaker) can always be told for stale.
+ */
+let lastEpoch = 0;
+
+/** How an admitted call ended; `release`: it says nothing about the dependency (the client left). */
+export type CallOutcome = 'success' | 'failure' | 'release';
+
+/**
+ * What a caller needs of a breaker to guard calls with tickets: the proxy's data plane uses it, and a
+ * cluster worker implements it over its primary's breakers.
+ */
+export interface Breaker {
+  readonly name: string;
+  readonly state: StateName;
+  /** Ms left OPEN; 0 in any other state. */
+  retryAfterMs(): number;
+  /**
+   * Admits a call: a ticket to end it with, or null when refused. May answer later (a cluster worker
+   * asks its primary while the circuit is not CLOSED).
+   */
+  admit(): number | null | Promise<number | null>;
+  /** Ends an admitted call; exactly once per ticket admit() gave. */
+  end(ticket: number, outcome: CallOutcome, durationMs?: number): void;
+}
 /** Retry-After for a rejection in HALF_OPEN: probes are short-lived, so come back soon. */
 const HALF_OPEN_RETRY_MS = 1000;
 
@@ -96,7 +123,7 @@ const HALF_OPEN_RETRY_MS = 1000;
  * the rolling window, because that window is optional and the totals must add up; a slow success
  * counts as a failure everywhere. Released and rejected calls count in none of them.
  */
-export class CircuitBreaker extends EventEmitter<BreakerEvents> {
+export class CircuitBreaker extends EventEmitter<BreakerEvents> implements Breaker {
   readonly name: string;
   readonly settings: ResolvedBreakerSettings;
   private readonly clock: Clock;
@@ -104,8 +131,8 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
   /** Infinity when the slow-call trigger is off, so the check needs no branch. */
   private readonly slowCallMs: number;
   private current: CircuitState = CLOSED;
-  /** Bumped on every transition, so execute can tell a stale outcome from a live one. */
-  private epoch = 0;
+  /** Renewed on every transition (and reset), so a stale outcome can be told from a live one. */
+  private epoch = ++lastEpoch;
   private successCount = 0;
   private failureCount = 0;
   private lastFailureAt: number | null = null;
@@ -129,6 +156,11 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
     return this.current.kind;
   }
 
+  /** The epoch now in force: what admit() would hand out as a ticket. */
+  get generation(): number {
+    return this.epoch;
+  }
+
   /** Ms left OPEN; 0 in any other state (or once the timeout has passed). */
   retryAfterMs(): number {
     const s = this.current;
@@ -143,16 +175,31 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
   }
 
   recordSuccess(durationMs?: number): void {
-    if (durationMs !== undefined && durationMs > this.slowCallMs) this.fail(UNKNOWN, true);
-    else this.succeed(UNKNOWN);
+    this.end(UNKNOWN, 'success', durationMs);
   }
 
   recordFailure(): void {
-    this.fail(UNKNOWN, false);
+    this.end(UNKNOWN, 'failure');
   }
 
   release(): void {
-    this.free(UNKNOWN);
+    this.end(UNKNOWN, 'release');
+  }
+
+  /** canExecute() with a ticket: the epoch the call was admitted under, or null when refused. */
+  admit(): number | null {
+    return this.canExecute() ? this.epoch : null;
+  }
+
+  /**
+   * Ends a call admitted with `ticket`. An outcome from an earlier state (or an earlier breaker: tickets
+   * are unique in the process) counts in the metrics but does not move the state machine.
+   */
+  end(ticket: number, outcome: CallOutcome, durationMs?: number): void {
+    if (outcome === 'release') this.free(ticket);
+    else if (outcome === 'failure') this.fail(ticket, false);
+    else if (durationMs !== undefined && durationMs > this.slowCallMs) this.fail(ticket, true);
+    else this.succeed(ticket);
   }
 
   /**
@@ -160,8 +207,8 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
    * counts as a failure (unless settings.isFailure says otherwise) and is rethrown.
    */
   async execute<T>(fn: () => T): Promise<Awaited<T>> {
-    if (!this.canExecute()) throw this.rejectionError();
-    const epoch = this.epoch;
+    const ticket = this.admit();
+    if (ticket === null) throw this.rejectionError();
     // Read the clock only when the slow-call trigger is on: decided at configuration time.
     const timed = this.slowCallMs !== Number.POSITIVE_INFINITY;
     const startedAt = timed ? this.clock.now() : 0;
@@ -169,12 +216,10 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
     try {
       result = await fn();
     } catch (error) {
-      if (this.counts(error)) this.fail(epoch, false);
-      else this.free(epoch);
+      this.end(ticket, this.counts(error) ? 'failure' : 'release');
       throw error;
     }
-    if (timed && this.clock.now() - startedAt > this.slowCallMs) this.fail(epoch, true);
-    else this.succeed(epoch);
+    this.end(ticket, 'success', timed ? this.clock.now() - startedAt : undefined);
     return result;
   }
 
@@ -216,7 +261,7 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
     this.policy.reset();
     if (this.current.kind !== 'CLOSED') this.moveTo(CLOSED, 'reset', this.clock.now());
     // Even when already closed: calls in flight from before the reset must not feed the fresh policy.
-    else this.epoch++;
+    else this.epoch = ++lastEpoch;
   }
 
   private admitSlowPath(): boolean {
@@ -300,7 +345,7 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
   private moveTo(next: CircuitState, reason: TransitionReason, now: number): void {
     const from = this.current.kind;
     this.current = next;
-    this.epoch++;
+    this.epoch = ++lastEpoch;
     // State is complete before any listener runs, so a listener may read or drive the breaker.
     const change: StateChange = { name: this.name, from, to: next.kind, reason, at: now };
     this.emit(EVENT_FOR[next.kind], change);

@@ -1,8 +1,10 @@
 // The breaker library's public surface: what the proxy's upstreams and the backend's engine import.
 export {
+  type Breaker,
   type BreakerEvents,
   type BreakerMetrics,
   type BreakerOptions,
+  type CallOutcome,
   CircuitBreaker,
   type FailureEvent,
   type StateChange,
@@ -21,7 +23,7 @@ export {
   type TripPolicy,
   tripPolicyFor,
 } from './policies.js';
-export { BreakerRegistry, type RegistryEvents } from './registry.js';
+export { BreakerRegistry, type BreakerSource, type RegistryEvents } from './registry.js';
 export {
   type BreakerSettings,
   DEFAULT_BREAKER_SETTINGS,

@@ -3,7 +3,7 @@
 
 import { EventEmitter } from 'node:events';
 import { type Clock, systemClock } from '../clock.js';
-import { type BreakerMetrics, CircuitBreaker } from './circuit-breaker.js';
+import { type Breaker, type BreakerMetrics, CircuitBreaker } from './circuit-breaker.js';
 import { type BreakerSettings, resolveBreakerSettings, sameBreakerSettings } from './settings.js';
 
 /** Observability subscribes here to follow breakers that a reload creates or retires. */
@@ -12,7 +12,13 @@ export type RegistryEvents = {
   removed: [breaker: CircuitBreaker];
 };
 
-export class BreakerRegistry extends EventEmitter<RegistryEvents> {
+/** Where a compiled policy gets its breakers: this registry, or a cluster worker's mirrors of one. */
+export interface BreakerSource {
+  /** The breakers for exactly these upstreams (name → settings); see BreakerRegistry.sync. */
+  sync(specs: Readonly<Record<string, BreakerSettings>>): ReadonlyMap<string, Breaker>;
+}
+
+export class BreakerRegistry extends EventEmitter<RegistryEvents> implements BreakerSource {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private readonly clock: Clock;
 

@@ -84,6 +84,19 @@ const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const NAME_HINT = 'letters, digits, _ . - (at most 64, starting with a letter or digit)';
 
+/** The most worker processes a policy may ask for. */
+export const MAX_WORKERS = 64;
+
+/** `workers`: a count of processes, or 'auto' (one per available core, resolved at start). */
+export function parseWorkers(input: unknown): Parsed<number | 'auto'> {
+  if (input === 'auto') return ok('auto');
+  if (typeof input === 'number' && Number.isInteger(input) && input >= 1 && input <= MAX_WORKERS)
+    return ok(input);
+  return fail(
+    `expected auto or a whole number of processes from 1 to ${MAX_WORKERS}, got ${describeValue(input)}`,
+  );
+}
+
 export type LimitKey = { type: 'ip' } | { type: 'header'; name: string };
 
 /** 'ip' | 'header:<Name>' → the key a route's limits are counted by. */
@@ -425,6 +438,7 @@ const policyShape = {
     })
     .default(1),
   listen: listen.default({ host: '127.0.0.1', port: 8080 }),
+  workers: parsedBy(parseWorkers).default(1),
   admin: adminSchema.prefault({}),
   store: storeSchema.prefault({}),
   client_ip: clientIpSchema.prefault({}),
@@ -477,6 +491,7 @@ export const policySchema = strict(policyShape)
   .transform((p) => ({
     version: p.version,
     listen: p.listen,
+    workers: p.workers,
     admin: p.admin,
     store: p.store,
     clientIp: p.client_ip,

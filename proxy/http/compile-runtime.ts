@@ -2,7 +2,7 @@
 // runtimes with their breakers, route runtimes with their limiters, and the route table. Runs once
 // per load; whatever the new policy leaves unchanged (pools, breakers, limiter counters) carries over.
 import { Pool } from 'undici';
-import type { BreakerRegistry } from '../../core/breaker/registry.js';
+import type { BreakerSource } from '../../core/breaker/registry.js';
 import type { Policy, Route, RouteLimits, Upstream } from '../config/schema.js';
 import { sectionHash } from '../config/section-hash.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
@@ -47,7 +47,7 @@ export interface CompileInputs {
   readonly version: number;
   readonly loadedAt: Date;
   /** Synced to the policy's upstreams: unchanged breakers keep their state. */
-  readonly breakers: BreakerRegistry;
+  readonly breakers: BreakerSource;
   readonly metrics: ProxyMetrics;
   readonly store: RateLimitStore;
   /** The pools of the runtime this one replaces, by upstream name; empty at start. */

@@ -4,11 +4,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
+import type { CallOutcome } from '../../core/breaker/circuit-breaker.js';
 import { classifyUpstreamError, errorBody, type ProxyErrorCode, statusOf } from './errors.js';
 import { connectionTokens, HOP_BY_HOP } from './request-headers.js';
 
 /** How a forwarded call ended, from the breaker's point of view. */
-export type Outcome = 'success' | 'failure' | 'aborted';
+export type Outcome = CallOutcome;
 
 export interface ForwardTarget {
   readonly name: string;
@@ -138,14 +139,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const { res } = this.f;
     const code = (err as { code?: unknown }).code;
     if (this.clientGone) {
-      this.settle('aborted', this.status === 0 ? 499 : this.status);
+      this.settle('release', this.status === 0 ? 499 : this.status);
     } else if (this.status !== 0) {
       // The response had started: all we can do is cut it, so the client sees it truncated.
       res.destroy(err);
       this.settle('failure', 502);
     } else if (typeof code === 'string' && REFUSED_BY_CLIENT.has(code)) {
       res.shouldKeepAlive = false;
-      this.settle('aborted', sendError(res, 'bad_request'));
+      this.settle('release', sendError(res, 'bad_request'));
     } else {
       this.settle('failure', sendError(res, classifyUpstreamError(err), { upstream: this.f.target.name }));
     }

@@ -1,7 +1,7 @@
 // A policy compiled for the hot path: everything a request needs is looked up or built here
 // once per (re)load, so serving a request is lookups and one store round trip.
 import type { IncomingMessage } from 'node:http';
-import type { CircuitBreaker } from '../../core/breaker/circuit-breaker.js';
+import type { Breaker } from '../../core/breaker/circuit-breaker.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
@@ -11,7 +11,7 @@ export interface UpstreamRuntime {
   readonly name: string;
   readonly url: string;
   readonly target: ForwardTarget;
-  readonly breaker: CircuitBreaker;
+  readonly breaker: Breaker;
 }
 
 export interface RouteLimits {

@@ -323,7 +323,15 @@ export class DataPlane {
     }
 
     const { breaker, target } = v.route.upstream;
-    if (!breaker.canExecute()) {
+    const admitted = breaker.admit();
+    const ticket = typeof admitted === 'object' && admitted !== null ? await admitted : admitted;
+    if (ticket !== null && req.socket.destroyed) {
+      // Gone while a cluster worker's admission was being decided: the slot goes back unused.
+      breaker.end(ticket, 'release');
+      if (body !== null && !Buffer.isBuffer(body)) body.destroy();
+      return finish(CLIENT_CLOSED);
+    }
+    if (ticket === null) {
       if (body !== null && !Buffer.isBuffer(body)) body.destroy();
       const open = circuitOpen(v.route, v.limitHeaders);
       return refuse(open.code, open.extra, open.headers);
@@ -338,9 +346,7 @@ export class DataPlane {
       responseHeaders: v.limitHeaders,
       sendTimeoutMs: this.d.client.sendTimeoutMs,
       done: (outcome: Outcome, status: number) => {
-        if (outcome === 'success') breaker.recordSuccess(performance.now() - started);
-        else if (outcome === 'failure') breaker.recordFailure();
-        else breaker.release();
+        breaker.end(ticket, outcome, performance.now() - started);
         if (body !== null && !Buffer.isBuffer(body)) body.destroy();
         finish(status);
       },
@@ -369,7 +375,9 @@ export class DataPlane {
     if (!v.pass) return refuse(v.code, v.extra, v.headers);
     const { route } = v;
     const { breaker } = route.upstream;
-    if (!breaker.canExecute()) {
+    const admitted = breaker.admit();
+    const ticket = typeof admitted === 'object' && admitted !== null ? await admitted : admitted;
+    if (ticket === null) {
       const open = circuitOpen(route, v.limitHeaders);
       return refuse(open.code, open.extra, open.headers);
     }
@@ -395,9 +403,7 @@ export class DataPlane {
     const settle = (outcome: Outcome, status: number): void => {
       if (settled) return;
       settled = true;
-      if (outcome === 'success') breaker.recordSuccess();
-      else if (outcome === 'failure') breaker.recordFailure();
-      else breaker.release();
+      breaker.end(ticket, outcome);
       this.record(route, status, started);
     };
     this.wsSettle.set(req, (status) =>
@@ -406,7 +412,7 @@ export class DataPlane {
     this.tunnels.add(socket);
     socket.once('close', () => {
       this.tunnels.delete(socket);
-      settle('aborted', CLIENT_CLOSED);
+      settle('release', CLIENT_CLOSED);
     });
     this.wsProxy.ws(req, socket, head, { target: route.upstream.url, xfwd: false }, () =>
       settle('failure', 502),

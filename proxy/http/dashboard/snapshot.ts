@@ -2,15 +2,17 @@
 // per-route request and decision totals (the page turns consecutive totals into rates), store health
 // and the policy in force. Totals come from the same counters /metrics exposes, so the page and
 // Prometheus never disagree.
+
+import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import type { BreakerMetrics, CircuitBreaker, StateName } from '../../../core/breaker/circuit-breaker.js';
-import type { ProxyMetrics } from '../../observability/metrics.js';
 import type { TransitionLog } from '../../observability/transition-log.js';
 import type { Runtime } from '../runtime.js';
 
 export interface DashboardSources {
   readonly breakers: Iterable<[string, CircuitBreaker]>;
   readonly transitions: TransitionLog;
-  readonly metrics: ProxyMetrics;
+  /** The registry to read totals from: the process's own, or a cluster's aggregate of its workers. */
+  registry(): Promise<Registry>;
   runtime(): Runtime;
   store(): { type: 'memory' | 'redis'; health: 'ok' | 'degraded' };
 }
@@ -50,10 +52,11 @@ const TRANSITIONS_SHOWN = 20;
 
 export async function dashboardSnapshot(s: DashboardSources): Promise<DashboardSnapshot> {
   const rt = s.runtime();
+  const registry = await s.registry();
   const [decisions, requests, storeErrors] = await Promise.all([
-    s.metrics.rateLimitRequests.get(),
-    s.metrics.requests.get(),
-    s.metrics.storeErrors.get(),
+    valuesOf(registry, 'rate_limit_requests_total'),
+    valuesOf(registry, 'proxy_requests_total'),
+    valuesOf(registry, 'rate_limit_store_errors_total'),
   ]);
 
   const routes = new Map<string, RouteView>();
@@ -69,14 +72,14 @@ export async function dashboardSnapshot(s: DashboardSources): Promise<DashboardS
       errors_5xx: 0,
     });
   }
-  for (const { labels, value } of decisions.values) {
+  for (const { labels, value } of decisions) {
     const view = routes.get(String(labels.endpoint));
     const decision = labels.decision;
     if (view && (decision === 'allowed' || decision === 'limited' || decision === 'shadow_limited')) {
       view[decision] += value;
     }
   }
-  for (const { labels, value } of requests.values) {
+  for (const { labels, value } of requests) {
     const view = routes.get(String(labels.route));
     if (!view) continue;
     view.requests += value;
@@ -92,7 +95,7 @@ export async function dashboardSnapshot(s: DashboardSources): Promise<DashboardS
   return {
     sampled_at: Date.now(),
     policy: { version: rt.version, loaded_at: rt.loadedAt.toISOString() },
-    store: { ...s.store(), errors_total: storeErrors.values[0]?.value ?? 0 },
+    store: { ...s.store(), errors_total: storeErrors[0]?.value ?? 0 },
     breakers,
     transitions: s.transitions.recent(TRANSITIONS_SHOWN).map((c) => ({
       name: c.name,
@@ -103,4 +106,11 @@ export async function dashboardSnapshot(s: DashboardSources): Promise<DashboardS
     })),
     routes: [...routes.values()],
   };
+}
+
+/** A metric's samples; none when the registry does not hold it (an aggregate before any sample). */
+async function valuesOf(registry: Registry, name: string): Promise<MetricValue<string>[]> {
+  const metric = registry.getSingleMetric(name);
+  if (metric === undefined) return [];
+  return ((await metric.get()) as MetricObjectWithValues<MetricValue<string>>).values;
 }

@@ -101,6 +101,7 @@ describe('defaults', () => {
     expect(policy).toEqual({
       version: 1,
       listen: { host: '127.0.0.1', port: 8080 },
+      workers: 1,
       admin: { listen: { host: '127.0.0.1', port: 9090 }, token: null },
       store: {
         type: 'memory',
@@ -495,7 +496,7 @@ describe('hostile policy files', () => {
     const found = errors(parsePolicy(unknownKeys(500), 'p.yaml', {}));
     expect(found).toHaveLength(21);
     expect(found[0]).toBe(
-      'p.yaml:8:1: unknown key "x0" (allowed: version, listen, admin, store, client_ip, upstreams, routes)',
+      'p.yaml:8:1: unknown key "x0" (allowed: version, listen, workers, admin, store, client_ip, upstreams, routes)',
     );
     expect(found[19]).toMatch(/^p\.yaml:27:1: unknown key "x19" /);
     expect(found[20]).toBe('p.yaml:28:1: … and 480 more errors');
@@ -536,7 +537,7 @@ describe('hostile policy files', () => {
       await symlink(join(dir, 'shadow'), join(dir, 'policy.yaml'));
       const found = errors(await loadPolicyFile(join(dir, 'policy.yaml'), {}));
       expect(found).toEqual([
-        `${join(dir, 'policy.yaml')}:1:1: not a floodgate policy: none of its top-level keys is one of version, listen, admin, store, client_ip, upstreams, routes`,
+        `${join(dir, 'policy.yaml')}:1:1: not a floodgate policy: none of its top-level keys is one of version, listen, workers, admin, store, client_ip, upstreams, routes`,
       ]);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -544,7 +545,7 @@ describe('hostile policy files', () => {
     // Text that reads as one long string (a passwd file, folded) is described, not quoted.
     const passwd = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n';
     expect(errors(parsePolicy(passwd, 'p.yaml', {}))).toEqual([
-      'p.yaml:1:1: a policy is a map of keys (version, listen, admin, store, client_ip, upstreams, routes), not text',
+      'p.yaml:1:1: a policy is a map of keys (version, listen, workers, admin, store, client_ip, upstreams, routes), not text',
     ]);
   });
 
@@ -552,7 +553,7 @@ describe('hostile policy files', () => {
     const long = `k${'e'.repeat(200)}`;
     const found = errors(parsePolicy(`${MINIMAL}${long}: 1\n`, 'p.yaml', {}));
     expect(found).toEqual([
-      `p.yaml:8:1: unknown key "k${'e'.repeat(38)}…" (allowed: version, listen, admin, store, client_ip, upstreams, routes)`,
+      `p.yaml:8:1: unknown key "k${'e'.repeat(38)}…" (allowed: version, listen, workers, admin, store, client_ip, upstreams, routes)`,
     ]);
     // The parser quotes the rest of a block scalar's header line.
     const header = errors(parsePolicy(`${MINIMAL}store: |x${'y'.repeat(300)}\n  text\n`, 'p.yaml', {}));
