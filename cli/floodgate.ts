@@ -2,11 +2,15 @@
 // The `floodgate` command: proxy, backend, up, validate, explain, model, transcribe. Each subcommand parses its arguments and hands off to a
 // module that does the work; nothing here is reachable from the hot path. The backend's commands import
 // it lazily, so the proxy runs on an install without the backend's packages (--omit=optional).
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../core/logger.js';
+import { startCluster, WorkerStartError } from '../proxy/cluster/primary.js';
+import { runWorker } from '../proxy/cluster/worker.js';
 import { explainRequest, parseHeaderArg, summarizePolicy } from '../proxy/config/describe.js';
 import { loadPolicyFile } from '../proxy/config/load.js';
-import { DRAIN_MS, PolicyError, startProxy } from '../proxy/main.js';
+import { DRAIN_MS, loadPolicyOrThrow, PolicyError, startProxy } from '../proxy/main.js';
 import { importBackend, packageJson } from './package.js';
 
 const program = new Command('floodgate')
@@ -21,12 +25,23 @@ program
   .action(async (opts: { config?: string }) => {
     const configFile = opts.config ?? process.env.FLOODGATE_CONFIG ?? 'config/proxy.yaml';
     const logger = createLogger('floodgate-proxy');
-    let proxy: Awaited<ReturnType<typeof startProxy>>;
+    // A cluster's worker runs this same command; its primary tells it everything else.
+    if (cluster.isWorker) return runWorker(logger.child({ worker: cluster.worker!.id }));
+    let proxy: { reload(): Promise<unknown>; close(): Promise<void> };
     try {
-      proxy = await startProxy({ configFile, logger });
+      const policy = await loadPolicyOrThrow(configFile);
+      const workers = policy.workers === 'auto' ? availableParallelism() : policy.workers;
+      proxy =
+        workers > 1
+          ? await startCluster({ configFile, policy, workers, logger })
+          : await startProxy({ configFile, logger, policy });
     } catch (err) {
       if (err instanceof PolicyError) {
         for (const e of err.errors) process.stderr.write(e + '\n');
+        process.exit(1);
+      }
+      if (err instanceof WorkerStartError) {
+        process.stderr.write(`floodgate proxy: a worker could not start: ${err.message}\n`);
         process.exit(1);
       }
       throw err;

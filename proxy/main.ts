@@ -36,6 +36,8 @@ export interface ProxyOptions {
   /** Reload when the file changes (default true). */
   readonly watch?: boolean;
   readonly watchDebounceMs?: number;
+  /** The policy already loaded from `configFile` (the CLI reads it to choose between one process and a cluster). */
+  readonly policy?: Policy;
 }
 
 export interface RunningProxy {
@@ -83,7 +85,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   observeBreakers(breakers, metrics, logger);
   const transitions = new TransitionLog(breakers);
 
-  const policy = await loadPolicyOrThrow(o.configFile, o.env);
+  const policy = o.policy ?? (await loadPolicyOrThrow(o.configFile, o.env));
   const host = await RuntimeHost.start(policy, {
     clock,
     metrics,
