@@ -107,6 +107,11 @@ export async function startCluster(o: ClusterOptions): Promise<RunningCluster> {
   // One log key for every worker: the same identity hashes alike in every worker's log lines.
   const env = { FLOODGATE_LOG_SECRET: process.env.FLOODGATE_LOG_SECRET || randomBytes(32).toString('hex') };
 
+  // Each worker accepts from the shared socket itself (the kernel picks which), rather than the
+  // primary accepting and handing connections over in turn: a connection handed to a worker that dies
+  // before taking it is neither closed nor handed to another by node:cluster, and its client hangs.
+  // NODE_CLUSTER_SCHED_POLICY=rr still chooses round robin.
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ serialization: 'advanced' });
 
   function fork(): void {

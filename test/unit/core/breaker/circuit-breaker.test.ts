@@ -612,3 +612,41 @@ describe('isCircuitBreakerOpenError', () => {
     expect(new CircuitBreakerOpenError('svc', 'OPEN', 1_001).retryAfter).toBe(2);
   });
 });
+
+describe('CircuitBreaker: tickets', () => {
+  it('ignores a ticket from another breaker or an earlier state, but counts its outcome', () => {
+    const { breaker, clock } = setup();
+    const other = new CircuitBreaker({ name: 'other', clock });
+    const foreign = other.admit()!;
+    const stale = breaker.admit()!;
+    openIt(breaker);
+    clock.advance(60_000);
+    const probe = breaker.admit()!;
+    expect(breaker.state).toBe('HALF_OPEN');
+    // Neither a foreign nor a CLOSED-era ticket is a probe: the state stays.
+    breaker.end(foreign, 'failure');
+    breaker.end(stale, 'failure');
+    expect(breaker.state).toBe('HALF_OPEN');
+    expect(breaker.getMetrics().failure_count).toBe(5);
+    breaker.end(probe, 'success');
+    breaker.end(breaker.admit()!, 'success');
+    expect(breaker.state).toBe('CLOSED');
+  });
+
+  it('counts a success slower than slowCallMs as a failure', () => {
+    const { breaker } = setup({ slowCallMs: 100, failureThreshold: 1 });
+    breaker.end(breaker.admit()!, 'success', 101);
+    expect(breaker.state).toBe('OPEN');
+  });
+
+  it('frees a probe slot on release without counting anything', () => {
+    const { breaker, clock } = setup({ halfOpenMaxCalls: 1 });
+    openIt(breaker);
+    clock.advance(60_000);
+    const probe = breaker.admit()!;
+    expect(breaker.admit()).toBeNull();
+    breaker.end(probe, 'release');
+    expect(breaker.admit()).not.toBeNull();
+    expect(breaker.getMetrics().total_calls).toBe(3);
+  });
+});
