@@ -249,10 +249,16 @@ async function multiCore(
     warmupS: SETTINGS.warmupS,
     connections: SETTINGS.connections,
     headerSets,
-    floodgate: async (upstreamPort, cores) => ({
+    floodgate: async (upstreamPort, cores, workers) => ({
       target: await startFloodgate({
-        name: 'mc-floodgate',
-        policyYaml: policyYaml({ upstreamPort, store: 'memory', redisUrl: REDIS_URL, prefix: PREFIX }),
+        name: `mc-floodgate-${workers}`,
+        policyYaml: policyYaml({
+          upstreamPort,
+          store: 'memory',
+          redisUrl: REDIS_URL,
+          prefix: PREFIX,
+          workers,
+        }),
         core: cores,
         env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
       }),

@@ -18,11 +18,17 @@ export type PolicyDoc = Record<string, unknown>;
 
 export const PROJECT_ROOT = new URL('../../', import.meta.url).pathname;
 
-/** Fills in loopback listeners on port 0, so every test gets ephemeral ports. */
+/**
+ * Fills in loopback listeners on port 0, so every test gets ephemeral ports. FLOODGATE_TEST_WORKERS=N
+ * also sets `workers: N` where a policy says nothing of it, to run a suite against clusters (only a
+ * child proxy runs one; startTestProxy stays in process).
+ */
 export function withEphemeralListeners(doc: PolicyDoc): PolicyDoc {
   const admin = (doc.admin as Record<string, unknown> | undefined) ?? {};
+  const workers = process.env.FLOODGATE_TEST_WORKERS;
   return {
     listen: '127.0.0.1:0',
+    ...(workers ? { workers: Number(workers) } : {}),
     ...doc,
     admin: { listen: '127.0.0.1:0', ...admin },
   };

@@ -181,6 +181,22 @@ describe('workers: 2 with the memory store, round robin', () => {
     const config = await request(`${proxy.admin}/admin/config`);
     expect(await config.body.json()).toMatchObject({ version: 2 });
   });
+
+  it('stops its workers when the primary dies', async () => {
+    const pids = workerPids(proxy);
+    expect(pids).toHaveLength(2);
+    proxy.child.kill('SIGKILL');
+    await proxy.exited;
+    const gone = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor(() => pids.every(gone), { what: 'the orphaned workers to exit' });
+  });
 });
 
 describe('workers: 2 with the Redis store, default scheduling', () => {
