@@ -38,6 +38,8 @@ export interface ControlPlaneOptions {
   registry(): Promise<Registry>;
   /** Whether the data plane answers (a cluster: at least one worker listens). */
   serving(): boolean;
+  /** Whether the shared store is failing anywhere it is used (a cluster: in any worker). */
+  degraded(): boolean;
   /** Called after an admin reset of a breaker (a cluster tells its workers the new state). */
   onBreakerReset?(name: string): void;
 }
@@ -87,7 +89,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     return reloading;
   };
 
-  const storeHealth = (): 'ok' | 'degraded' => (host.store.degraded() ? 'degraded' : 'ok');
+  const storeHealth = (): 'ok' | 'degraded' => (o.degraded() ? 'degraded' : 'ok');
   const dashboard = new Dashboard({
     token: () => host.policy.admin.token,
     clock: o.clock,

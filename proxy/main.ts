@@ -70,7 +70,12 @@ export async function loadPolicyOrThrow(
  * (off by default; bench/ compares both). A process setting, not policy: it changes how commands share
  * writes, never what is decided.
  */
-export function storeBuilder(o: { clock: Clock; metrics: ProxyMetrics; logger: Logger }) {
+export function storeBuilder(o: {
+  clock: Clock;
+  metrics: ProxyMetrics;
+  logger: Logger;
+  onHealthChange?: () => void;
+}) {
   const options = { ...o, autoPipelining: process.env.FLOODGATE_REDIS_AUTOPIPELINING === '1' };
   return (policy: Policy) => buildStore(policy, options);
 }
@@ -116,6 +121,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     apply: (next) => host.apply(next),
     registry: () => Promise.resolve(metrics.registry),
     serving: () => true,
+    degraded: () => host.store.degraded(),
   });
   metrics.reloads.inc({ result: 'success' });
   logger.info(

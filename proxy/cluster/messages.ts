@@ -54,6 +54,8 @@ export type ToPrimary =
   | Batch
   /** The worker could not listen (the port is taken, say) and exits. */
   | { readonly t: 'failed'; readonly code: string; readonly message: string }
+  /** The worker's shared store (Redis) turned degraded, or healthy again. */
+  | { readonly t: 'store'; readonly degraded: boolean }
   /** A policy sent with `policy` is in force. */
   | { readonly t: 'applied'; readonly version: number }
   | {

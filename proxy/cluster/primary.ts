@@ -61,6 +61,8 @@ interface Member {
   readonly startedAt: number;
   listening: boolean;
   version: number;
+  /** Its Redis store is failing (it decides by store.on_error meanwhile). */
+  degraded: boolean;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<RunningCluster> {
@@ -116,7 +118,7 @@ export async function startCluster(o: ClusterOptions): Promise<RunningCluster> {
 
   function fork(): void {
     const worker = cluster.fork(env);
-    const member: Member = { worker, startedAt: clock.now(), listening: false, version: 0 };
+    const member: Member = { worker, startedAt: clock.now(), listening: false, version: 0, degraded: false };
     members.set(worker.id, member);
     worker.on('message', (m: ToPrimary) => {
       switch (m.t) {
@@ -132,6 +134,9 @@ export async function startCluster(o: ClusterOptions): Promise<RunningCluster> {
           return;
         case 'metrics':
           scrapes.get(m.id)?.(m.metrics);
+          return;
+        case 'store':
+          member.degraded = m.degraded;
           return;
         case 'failed':
           logger.error({ worker: worker.id, code: m.code, err: m.message }, 'worker could not listen');
@@ -245,6 +250,7 @@ export async function startCluster(o: ClusterOptions): Promise<RunningCluster> {
     },
     registry,
     serving: () => [...members.values()].some((m) => m.listening),
+    degraded: () => host.store.degraded() || [...members.values()].some((m) => m.degraded),
     onBreakerReset: () => broadcast({ t: 'breakers', states: hub.states() }),
   });
   metrics.reloads.inc({ result: 'success' });

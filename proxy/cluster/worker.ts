@@ -40,7 +40,13 @@ export function runWorker(logger: Logger, clock: Clock = systemClock): void {
   const metrics = new ProxyMetrics();
   const link = new PrimaryLink(send);
   const breakers = new BreakerMirrors(link, clock);
-  const sharedStore = storeBuilder({ clock, metrics, logger });
+  const sharedStore = storeBuilder({
+    clock,
+    metrics,
+    logger,
+    // Read from the store in force: a store a reload retired may still report.
+    onHealthChange: () => send({ t: 'store', degraded: host?.store.degraded() ?? false }),
+  });
   const buildStore = (p: Policy): StoreBundle =>
     p.store.type === 'memory' ? remoteBundle(p, link) : sharedStore(p);
 

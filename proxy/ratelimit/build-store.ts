@@ -63,11 +63,13 @@ export interface BuildStoreOptions {
   readonly logger: Logger;
   /** ioredis auto-pipelining (FLOODGATE_REDIS_AUTOPIPELINING=1). */
   readonly autoPipelining: boolean;
+  /** Told whenever the shared store's health may have changed (a cluster worker tells its primary). */
+  readonly onHealthChange?: () => void;
 }
 
 export function buildStore(
   policy: Policy,
-  { clock, metrics, logger, autoPipelining }: BuildStoreOptions,
+  { clock, metrics, logger, autoPipelining, onHealthChange }: BuildStoreOptions,
 ): StoreBundle {
   const s = policy.store;
   const hash = storeHash(policy);
@@ -89,6 +91,7 @@ export function buildStore(
     logger.error({ store: 'redis' }, 'rate limit store unavailable; on_error=' + s.onError),
   );
   breaker.on('close', () => logger.info({ store: 'redis' }, 'rate limit store recovered'));
+  if (onHealthChange) breaker.on('stateChange', onHealthChange);
   const store = new GuardedStore({
     // The client's commandTimeout already bounds each call at store.timeout; a second timer here
     // would only cost the hot path a promise and a timer per request. Except on a cluster: its client
