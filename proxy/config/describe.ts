@@ -18,7 +18,7 @@ export function summarizePolicy(file: string, policy: Policy): string {
       : `memory (${cap})`;
   const lines = [
     `${file}: ok, ${plural(routes.length, 'route')}, ${plural(upstreams.length, 'upstream')}`,
-    `  listen ${address(policy.listen)}, admin ${address(policy.admin.listen)}, store ${store}`,
+    `  listen ${address(policy.listen)}${policy.workers === 1 ? '' : ` (workers ${policy.workers})`}, admin ${address(policy.admin.listen)}, store ${store}`,
     '  routes:',
     ...table(
       routes.map((r) => [
