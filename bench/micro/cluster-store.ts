@@ -73,7 +73,6 @@ if (cluster.isWorker) {
 
   const store = new MemoryRateLimitStore();
   const hub = new ClusterHub({ breakers: new BreakerRegistry(), store: () => store, clock: systemClock });
-  cluster.setupPrimary({ serialization: 'advanced' });
   const workers = Array.from({ length: WORKERS }, () => cluster.fork());
   const results: { decisions: number; cpuUs: number }[] = [];
   let ready = 0;
@@ -98,7 +97,10 @@ if (cluster.isWorker) {
 
   const decisions = results.reduce((a, r) => a + r.decisions, 0);
   const row = {
-    in_process: { decisions_per_s: Math.round(localDecisions / (RUN_MS / 1000)), cpu_us_per_decision: localCpu },
+    in_process: {
+      decisions_per_s: Math.round(localDecisions / (RUN_MS / 1000)),
+      cpu_us_per_decision: localCpu,
+    },
     cluster: {
       workers: WORKERS,
       decisions_per_s: Math.round(decisions / (RUN_MS / 1000)),
@@ -107,7 +109,9 @@ if (cluster.isWorker) {
     },
   };
   const f = (x: number) => x.toFixed(2);
-  console.log(`\nMemory store decisions, ${IN_FLIGHT} in flight per process, ${RUN_MS} ms (2 windows, ${KEYS} keys)\n`);
+  console.log(
+    `\nMemory store decisions, ${IN_FLIGHT} in flight per process, ${RUN_MS} ms (2 windows, ${KEYS} keys)\n`,
+  );
   console.log(`| where | decisions/s | CPU µs per decision |`);
   console.log(`|---|---:|---:|`);
   console.log(`| in process | ${row.in_process.decisions_per_s} | ${f(localCpu)} |`);

@@ -114,7 +114,6 @@ export async function startCluster(o: ClusterOptions): Promise<RunningCluster> {
   // before taking it is neither closed nor handed to another by node:cluster, and its client hangs.
   // NODE_CLUSTER_SCHED_POLICY=rr still chooses round robin.
   if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
-  cluster.setupPrimary({ serialization: 'advanced' });
 
   function fork(): void {
     const worker = cluster.fork(env);
