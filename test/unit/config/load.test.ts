@@ -211,6 +211,24 @@ routes:
   });
 });
 
+describe('workers', () => {
+  it('takes a count of processes or auto, and names the range when it is neither', () => {
+    const workers = (v: string) => {
+      const r = parsePolicy(`workers: ${v}\n${MINIMAL}`, 'p.yaml');
+      return r.ok ? r.policy.workers : errors(r);
+    };
+    expect(workers('4')).toBe(4);
+    expect(workers('auto')).toBe('auto');
+    for (const bad of ['0', '65', '2.5', 'many', '"4"']) {
+      expect(workers(bad)).toEqual([
+        expect.stringMatching(
+          /^p\.yaml:1:10: workers: expected auto or a whole number of processes from 1 to 64, got /,
+        ),
+      ]);
+    }
+  });
+});
+
 describe('freezing', () => {
   it('the loaded policy is deeply frozen', () => {
     const policy = valid(parsePolicy(MINIMAL, 'p.yaml', {})) as unknown as Mutable;
