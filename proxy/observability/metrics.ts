@@ -60,7 +60,7 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
-  private readonly requestHandles = new Map<string, Counter.Internal>();
+  private readonly requestHandles = new Map<string, Map<string, Map<number, Counter.Internal>>>();
   private readonly decisionHandles = new Map<string, Counter.Internal>();
 
   constructor({ defaultMetrics = true } = {}) {
@@ -68,11 +68,22 @@ export class ProxyMetrics {
   }
 
   countRequest(route: string, upstream: string, status: number): void {
-    const key = route + '\0' + upstream + '\0' + status;
-    let handle = this.requestHandles.get(key);
-    if (!handle) {
+    // Nested maps keyed by the strings the runtime already holds: a key built per request would be a
+    // new string to hash every time.
+    let byUpstream = this.requestHandles.get(route);
+    if (byUpstream === undefined) {
+      byUpstream = new Map();
+      this.requestHandles.set(route, byUpstream);
+    }
+    let byStatus = byUpstream.get(upstream);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byUpstream.set(upstream, byStatus);
+    }
+    let handle = byStatus.get(status);
+    if (handle === undefined) {
       handle = this.requests.labels({ route, upstream, status: String(status) });
-      this.requestHandles.set(key, handle);
+      byStatus.set(status, handle);
     }
     handle.inc();
   }
