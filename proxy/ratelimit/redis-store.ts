@@ -24,15 +24,19 @@
 // worst case needs a whole window's hits bunched at its very end. Under evenly spread traffic it admits
 // exactly `limit` per W. Concurrent hits are still counted exactly: the script is atomic.
 //
-// Refusals are remembered (the over-limit cache, as Envoy's ratelimit has it): once Redis has refused an
+// With `refusalCache` (the policy's store.refusal_cache, off by default), refusals are remembered (the
+// over-limit cache, as Envoy's ratelimit has it): once Redis has refused an
 // identity, its next hits are refused here, without a call, until the earliest moment Redis could admit
 // it again (the decision's largest retry-after, counted from when the call was sent, so never later than
 // Redis's own clock), capped at REFUSAL_CACHE_MAX_MS. That is exact: other proxies can only add hits, and
 // a refused hit counts nowhere, so Redis would have refused every one of them too. What it cannot see is
-// a reset made through another proxy's /admin/limits: that reaches this proxy within the cap. A reset
+// a reset made through another store: that reaches this proxy within the cap. A reset
 // through this store, a policy whose limits changed (new limiter scope, so new keys) and a new store
 // (changed `store:` section) all start without it. An identity flooding the proxy over its limit thus
-// costs Redis one call a second, not one per request.
+// costs Redis one call a second, not one per request. Opt-in, because two things differ from asking
+// Redis every time: a reset or data loss outside this store (another process's reset, a FLUSHALL)
+// is seen up to REFUSAL_CACHE_MAX_MS late, and a replayed refusal's other windows show their counts as
+// Redis last gave them (its retry-after and `now` are aged exactly).
 //
 // Errors (connection, timeout, script errors) reject every decision of the failed call; the proxy
 // applies on_error.
@@ -60,6 +64,8 @@ export interface RedisRateLimitStoreOptions {
    * every proxy shares one clock.
    */
   readonly clock?: Clock;
+  /** Replay Redis's refusals locally for up to REFUSAL_CACHE_MAX_MS (see the header comment). */
+  readonly refusalCache?: boolean;
 }
 
 /** A refusal from Redis, replayed without a call until `until` (local ms: see the header comment). */
@@ -159,14 +165,22 @@ export class RedisRateLimitStore implements RateLimitStore {
   private readonly refusals = new Map<string, Refusal>();
   /** Local time for the refusal cache: the pinned clock, else a monotonic one. */
   private readonly localNow: () => number;
+  private readonly cacheRefusals: boolean;
 
-  constructor({ redis, prefix = '', timeoutMs = 0, clock }: RedisRateLimitStoreOptions) {
+  constructor({
+    redis,
+    prefix = '',
+    timeoutMs = 0,
+    clock,
+    refusalCache = false,
+  }: RedisRateLimitStoreOptions) {
     this.redis = redis;
     this.prefix = prefix;
     this.timeoutMs = timeoutMs;
     this.clock = clock ?? null;
     this.maxBatch = redis.isCluster ? 1 : MAX_BATCH;
     this.localNow = clock === undefined ? () => performance.now() : () => clock.now();
+    this.cacheRefusals = refusalCache;
   }
 
   hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
@@ -223,8 +237,9 @@ export class RedisRateLimitStore implements RateLimitStore {
     const b = batch;
     return batch.reply.then((reply) => {
       const decision = toDecision(reply, offset, windows);
-      if (!decision.allowed) this.remember(redisKey, windows, decision, b.sentAt);
-      else if (mode === '0') this.refusals.delete(redisKey);
+      if (!decision.allowed) {
+        if (this.cacheRefusals) this.remember(redisKey, windows, decision, b.sentAt);
+      } else if (mode === '0') this.refusals.delete(redisKey);
       return decision;
     });
   }

@@ -131,7 +131,7 @@ describe('RedisRateLimitStore', () => {
   it('sliding-counter: one short string of at most 200 bytes per identity for 100/h + 1000/d at full use', async () => {
     const p = prefix('memory');
     const clock = new ManualClock(Math.floor(1_700_000_000_000 / DAY) * DAY);
-    const store = new RedisRateLimitStore({ redis, prefix: p, clock });
+    const store = new RedisRateLimitStore({ redis, prefix: p, clock, refusalCache: true });
     const l = new RateLimiter({
       store,
       windows: WINDOWS.slice(0, 2),
@@ -257,7 +257,7 @@ describe('RedisRateLimitStore', () => {
     });
   });
 
-  describe('the refusal cache: an identity Redis refused is refused again without a call', () => {
+  describe('the refusal cache (opt-in): an identity Redis refused is refused again without a call', () => {
     const countScripts = (client: Redis) => {
       const spy = vi.spyOn(client, 'call');
       return {
@@ -271,7 +271,12 @@ describe('RedisRateLimitStore', () => {
       '%s: replays the refusal, aged, without a call, until REFUSAL_CACHE_MAX_MS has passed',
       async (algorithm) => {
         const clock = new ManualClock(1_700_006_400_000);
-        const store = new RedisRateLimitStore({ redis, prefix: prefix('refusal'), clock });
+        const store = new RedisRateLimitStore({
+          redis,
+          prefix: prefix('refusal'),
+          clock,
+          refusalCache: true,
+        });
         const l = new RateLimiter({ store, windows: MINUTE, algorithm });
         for (let i = 0; i < 3; i++) expect((await l.check('x')).allowed).toBe(true);
         const refused = await l.check('x');
@@ -303,7 +308,12 @@ describe('RedisRateLimitStore', () => {
       '%s: a retry-after shorter than the cap ends the replay exactly when Redis would admit again',
       async (algorithm) => {
         const clock = new ManualClock(1_700_006_400_000);
-        const store = new RedisRateLimitStore({ redis, prefix: prefix('refusal-retry'), clock });
+        const store = new RedisRateLimitStore({
+          redis,
+          prefix: prefix('refusal-retry'),
+          clock,
+          refusalCache: true,
+        });
         const l = new RateLimiter({ store, windows: [{ name: 'w', limit: 1, windowMs: 500 }], algorithm });
         expect((await l.check('x')).allowed).toBe(true);
         clock.advance(100);
@@ -330,7 +340,7 @@ describe('RedisRateLimitStore', () => {
     it('a reset through the store ends the replay at once; one through another proxy, within the cap', async () => {
       const clock = new ManualClock(1_700_006_400_000);
       const p = prefix('refusal-reset');
-      const here = new RedisRateLimitStore({ redis, prefix: p, clock });
+      const here = new RedisRateLimitStore({ redis, prefix: p, clock, refusalCache: true });
       const there = new RedisRateLimitStore({ redis, prefix: p, clock });
       const l = new RateLimiter({ store: here, windows: MINUTE, algorithm: 'sliding-log' });
       const elsewhere = new RateLimiter({ store: there, windows: MINUTE, algorithm: 'sliding-log' });
@@ -350,7 +360,12 @@ describe('RedisRateLimitStore', () => {
 
     it('a policy whose limits changed (a new limiter scope) does not inherit refusals', async () => {
       const clock = new ManualClock(1_700_006_400_000);
-      const store = new RedisRateLimitStore({ redis, prefix: prefix('refusal-scope'), clock });
+      const store = new RedisRateLimitStore({
+        redis,
+        prefix: prefix('refusal-scope'),
+        clock,
+        refusalCache: true,
+      });
       const before = new RateLimiter({
         store,
         windows: MINUTE,
@@ -371,7 +386,7 @@ describe('RedisRateLimitStore', () => {
     it('a failed call is not remembered, and a peek that finds room forgets a refusal', async () => {
       const clock = new ManualClock(1_700_006_400_000);
       const p = prefix('refusal-peek');
-      const store = new RedisRateLimitStore({ redis, prefix: p, clock });
+      const store = new RedisRateLimitStore({ redis, prefix: p, clock, refusalCache: true });
       const l = new RateLimiter({ store, windows: MINUTE, algorithm: 'sliding-log' });
       const spy = vi.spyOn(redis, 'call').mockImplementationOnce(() => Promise.reject(new Error('injected')));
       try {
