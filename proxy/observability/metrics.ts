@@ -61,7 +61,7 @@ export class ProxyMetrics {
   });
 
   private readonly requestHandles = new Map<string, Map<string, Map<number, Counter.Internal>>>();
-  private readonly decisionHandles = new Map<string, Counter.Internal>();
+  private readonly decisionHandles = new Map<string, Map<Decision, Counter.Internal>>();
 
   constructor({ defaultMetrics = true } = {}) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
@@ -89,11 +89,15 @@ export class ProxyMetrics {
   }
 
   countDecision(endpoint: string, decision: Decision): void {
-    const key = endpoint + '\0' + decision;
-    let handle = this.decisionHandles.get(key);
-    if (!handle) {
+    let byDecision = this.decisionHandles.get(endpoint);
+    if (byDecision === undefined) {
+      byDecision = new Map();
+      this.decisionHandles.set(endpoint, byDecision);
+    }
+    let handle = byDecision.get(decision);
+    if (handle === undefined) {
       handle = this.rateLimitRequests.labels({ endpoint, decision });
-      this.decisionHandles.set(key, handle);
+      byDecision.set(decision, handle);
     }
     handle.inc();
     if (decision === 'limited') this.rateLimitHits.inc({ endpoint });
