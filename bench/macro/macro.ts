@@ -333,10 +333,22 @@ async function main(): Promise<void> {
   ]);
   const profileDir = projectPath('bench', 'results', 'profiles');
   const spawnedAt = performance.now();
-  const fg = (name: TargetId, store: 'memory' | 'redis', env?: Record<string, string>) =>
+  const fg = (
+    name: TargetId,
+    store: 'memory' | 'redis',
+    env?: Record<string, string>,
+    refusalCache = false,
+  ) =>
     startFloodgate({
       name,
-      policyYaml: policyYaml({ upstreamPort: upstream.port, store, redisUrl: REDIS_URL, prefix: PREFIX }),
+      policyYaml: policyYaml({
+        upstreamPort: upstream.port,
+        store,
+        redisUrl: REDIS_URL,
+        // Its own keys: its over-limit key must not be primed (or refused) by another process.
+        prefix: refusalCache ? `${PREFIX}cache:` : PREFIX,
+        refusalCache,
+      }),
       core: core(SETTINGS.cores.target),
       env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...env },
       ...(argv.profile
@@ -360,9 +372,11 @@ async function main(): Promise<void> {
             ? await fg(id, 'redis')
             : id === 'fg-redis-autopipe'
               ? await fg(id, 'redis', { FLOODGATE_REDIS_AUTOPIPELINING: '1' })
-              : id === 'bare'
-                ? await startBareForwarder(upstream.port, core(SETTINGS.cores.target))
-                : await startNginx(nginxBin!, upstream.port, { core: core(SETTINGS.cores.target) });
+              : id === 'fg-redis-refusal-cache'
+                ? await fg(id, 'redis', undefined, true)
+                : id === 'bare'
+                  ? await startBareForwarder(upstream.port, core(SETTINGS.cores.target))
+                  : await startNginx(nginxBin!, upstream.port, { core: core(SETTINGS.cores.target) });
       targets.set(id, t);
     }),
   );
