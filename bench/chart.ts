@@ -50,7 +50,7 @@ function colour(s: ScenarioResult): string {
   if (s.target === 'upstream' || s.target === 'nginx' || s.target === 'bare') return '#9aa0a6';
   if (s.id.startsWith('redis')) return '#d9822b';
   if (s.id.startsWith('memory')) return '#2f9e73';
-  if (s.id === 'breaker-open' || s.id === 'reject') return '#8e6cc4';
+  if (s.id === 'breaker-open' || s.id.startsWith('reject')) return '#8e6cc4';
   return '#3b73c4';
 }
 

@@ -67,7 +67,7 @@ interface Macro {
     readonly us: number;
     readonly verdict: string;
   }[];
-  readonly fixedRate: readonly { readonly id: string; readonly addedP99Ms: number }[];
+  readonly fixedRate: readonly { readonly id: string; readonly addedP99Ms: number; readonly rate: number }[];
   readonly settings: { readonly rate: { readonly overallRate: number } };
   readonly machine: { readonly loadavgStart: number; readonly loadavgEnd: number };
 }
@@ -128,8 +128,9 @@ function targets(): void {
   ratioRow('req/s: redis sliding-counter / nginx', 'redis-counter/nginx', 0.5);
   const added = macro?.fixedRate.find((r) => r.id === 'redis-log')?.addedP99Ms;
   const nginxAdded = macro?.fixedRate.find((r) => r.id === 'nginx')?.addedP99Ms;
+  const fixedRate = macro?.fixedRate[0]?.rate;
   rows.push([
-    'added p99 at 1000 req/s, redis-limited vs direct',
+    `added p99 at ${fixedRate === undefined ? 'the fixed rate' : `${fixedRate} req/s`}, redis-limited vs direct`,
     '≤ +1 ms',
     added === undefined ? 'n/a' : `${signedMs(added)} (nginx ${signedMs(nginxAdded ?? Number.NaN)})`,
     verdict(added === undefined ? null : added <= 1),

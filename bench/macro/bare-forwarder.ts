@@ -3,7 +3,7 @@
 // request ids, metrics or logs). The macro benchmark runs it as a system under test beside floodgate,
 // so "floodgate / bare forwarder" is the price of everything floodgate adds to forwarding itself.
 //
-//   node --import tsx bench/macro/bare-forwarder.ts UPSTREAM_URL
+//   node dist/bench/macro/bare-forwarder.js UPSTREAM_URL   (compiled: bench/tsconfig.bare.json)
 //
 // Listens on a free loopback port, prints {"port":N} as one line, and exits when its stdin closes (the
 // parent has gone), on SIGTERM, or on SIGINT.

@@ -89,10 +89,11 @@ const SETTINGS = {
   warmupS: QUICK ? 0.3 : 0.7,
   rate: {
     /**
-     * autocannon -R: requests per second over all connections. The latency target is set at this rate,
-     * and the CPU-per-response table comes from the same runs: well below any SUT's saturation here.
+     * autocannon -R: requests per second over all connections. The issue sets the CPU targets at 1,500
+     * req/s; the latency target and the CPU-per-response table come from the same runs. Each SUT keeps
+     * it on the 2-core VM at under 30% of its core (bench/README.md), well below saturation.
      */
-    overallRate: 1_000,
+    overallRate: 1_500,
     /**
      * autocannon paces -R per connection and per second: each connection sends its share back to back
      * at the start of every second, then waits. Few connections keep those bursts small, so the system
@@ -329,7 +330,7 @@ async function main(): Promise<void> {
       `load average at start: ${load0.toFixed(2)} on ${machine().cpus} cores` +
       (load0 > 0.5 ? '  (the machine is busy: absolute figures are low and noisy; compare ratios)' : ''),
   );
-  if (usesFloodgate && !argv['no-build']) console.log(ensureBuilt());
+  if ((usesFloodgate || needed.has('bare')) && !argv['no-build']) console.log(ensureBuilt());
 
   const core = (c: number) => (pinning ? c : null);
   const [upstream, load] = await Promise.all([
@@ -338,10 +339,22 @@ async function main(): Promise<void> {
   ]);
   const profileDir = projectPath('bench', 'results', 'profiles');
   const spawnedAt = performance.now();
-  const fg = (name: TargetId, store: 'memory' | 'redis', env?: Record<string, string>) =>
+  const fg = (
+    name: TargetId,
+    store: 'memory' | 'redis',
+    env?: Record<string, string>,
+    refusalCache = false,
+  ) =>
     startFloodgate({
       name,
-      policyYaml: policyYaml({ upstreamPort: upstream.port, store, redisUrl: REDIS_URL, prefix: PREFIX }),
+      policyYaml: policyYaml({
+        upstreamPort: upstream.port,
+        store,
+        redisUrl: REDIS_URL,
+        // Its own keys: its over-limit key must not be primed (or refused) by another process.
+        prefix: refusalCache ? `${PREFIX}cache:` : PREFIX,
+        refusalCache,
+      }),
       core: core(SETTINGS.cores.target),
       env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ...env },
       ...(argv.profile
@@ -365,9 +378,11 @@ async function main(): Promise<void> {
             ? await fg(id, 'redis')
             : id === 'fg-redis-autopipe'
               ? await fg(id, 'redis', { FLOODGATE_REDIS_AUTOPIPELINING: '1' })
-              : id === 'bare'
-                ? await startBareForwarder(upstream.port, core(SETTINGS.cores.target))
-                : await startNginx(nginxBin!, upstream.port, { core: core(SETTINGS.cores.target) });
+              : id === 'fg-redis-refusal-cache'
+                ? await fg(id, 'redis', undefined, true)
+                : id === 'bare'
+                  ? await startBareForwarder(upstream.port, core(SETTINGS.cores.target))
+                  : await startNginx(nginxBin!, upstream.port, { core: core(SETTINGS.cores.target) });
       targets.set(id, t);
     }),
   );

@@ -214,15 +214,16 @@ export interface Upstream {
 }
 
 /**
- * Runs a TypeScript server of the benchmark's own (upstream.ts, bare-forwarder.ts), which listens on a
- * free port and prints {"port":N} as its first line. Its stdin is a pipe it watches: it leaves when we do.
+ * Runs a server of the benchmark's own (upstream.ts through tsx, the compiled bare forwarder), which
+ * listens on a free port and prints {"port":N} as its first line. Its stdin is a pipe it watches: it
+ * leaves when we do.
  */
 async function startServerScript(
-  file: string,
+  [node, script]: [string, string[]],
   extraArgs: readonly string[],
   core: Cores,
 ): Promise<{ port: number; child: ChildProcess }> {
-  const [node, script] = tsNode(file);
+  const file = script[script.length - 1]!;
   const [cmd, args] = pinned(core, node, [...script, ...extraArgs]);
   const child = track(spawn(cmd, args, { cwd: projectPath(), stdio: ['pipe', 'pipe', 'inherit'] }));
   let line = '';
@@ -242,13 +243,16 @@ async function startServerScript(
 }
 
 export function startUpstream(core: Cores): Promise<Upstream> {
-  return startServerScript('bench/macro/upstream.ts', [], core);
+  return startServerScript(tsNode('bench/macro/upstream.ts'), [], core);
 }
+
+/** The compiled bare forwarder (ensureBuilt): the comparison with floodgate is compiled against compiled. */
+const BARE_FORWARDER = ['dist', 'bench', 'macro', 'bare-forwarder.js'] as const;
 
 /** The bare forwarder (bare-forwarder.ts) in front of the upstream: the floor of a Node proxy. */
 export async function startBareForwarder(upstreamPort: number, core: Cores): Promise<Target> {
   const { port, child } = await startServerScript(
-    'bench/macro/bare-forwarder.ts',
+    [process.execPath, [projectPath(...BARE_FORWARDER)]],
     [`http://127.0.0.1:${upstreamPort}`],
     core,
   );
@@ -558,10 +562,21 @@ export function ensureBuilt(): string {
     }
   };
   for (const dir of ['cli', 'core', 'proxy']) walk(dir);
+  for (const rel of ['bench/macro/bare-forwarder.ts', 'bench/lib/child-server.ts']) {
+    const out = projectPath('dist', rel.replace(/\.ts$/, '.js'));
+    if (!existsSync(out) || statSync(out).mtimeMs < statSync(projectPath(rel)).mtimeMs) stale.push(rel);
+  }
   if (stale.length === 0) return 'dist/ is up to date';
   const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: projectPath(), encoding: 'utf8' });
   if (!existsSync(projectPath('dist', 'cli', 'floodgate.js')))
     throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
+  // The bare forwarder runs compiled, as floodgate does (bench/tsconfig.bare.json: it and what it imports).
+  const b = spawnSync('npx', ['tsc', '-p', 'bench/tsconfig.bare.json'], {
+    cwd: projectPath(),
+    encoding: 'utf8',
+  });
+  if (!existsSync(projectPath(...BARE_FORWARDER)))
+    throw new Error(`build of the bare forwarder failed:\n${b.stdout}${b.stderr}`);
   if (r.status !== 0)
     return `built dist/ (${stale.length} stale files; tsc reported errors, but emitted:\n${r.stdout.slice(0, 1_000)})`;
   return `built dist/ (${stale.length} stale files)`;

@@ -6,7 +6,7 @@
 //   version 1 · listen 127.0.0.1:8080 · admin.listen 127.0.0.1:9090 · admin.token none
 //   store: type memory, url redis://127.0.0.1:6379, prefix "floodgate:", timeout 50ms, on_error local,
 //     cluster false, max_keys 100000 (identities the memory store holds: it and the on_error: local
-//     fallback; see proxy/ratelimit/memory-store.ts for what a key costs)
+//     fallback; see proxy/ratelimit/memory-store.ts for what a key costs), refusal_cache false
 //   client_ip.trusted_proxies [] (X-Forwarded-For is never believed)
 //   upstream timeouts: connect 2s, response 60s, idle 30s
 //   upstream breaker: failure_threshold 5, success_threshold 2, timeout 60s, half_open_max_calls 3,
@@ -387,6 +387,8 @@ const storeSchema = strict({
   // Identities the memory store holds at once (type memory, and the on_error: local fallback); past it,
   // one is evicted, never one that is over its limit while another is not (memory-store.ts).
   max_keys: count(1).default(100_000),
+  // Redis: replay Redis's refusal of an identity locally, for at most a second (redis-store.ts).
+  refusal_cache: z.boolean().default(false),
 }).transform((s) => ({
   type: s.type,
   url: s.url,
@@ -395,6 +397,7 @@ const storeSchema = strict({
   onError: s.on_error,
   cluster: s.cluster,
   maxKeys: s.max_keys,
+  refusalCache: s.refusal_cache,
 }));
 
 const clientIpSchema = strict({

@@ -28,7 +28,7 @@ import type { ClientSettings } from './client-settings.js';
 import { errorBody, type ProxyErrorCode, statusOf } from './errors.js';
 import { forward, type Outcome, sendError } from './forward.js';
 import { ipIdentity } from './identity.js';
-import { normalizeTarget } from './normalize-path.js';
+import { type NormalizedTarget, normalizeTarget } from './normalize-path.js';
 import { readBody } from './request-body.js';
 import { checkRequestHeaders } from './request-headers.js';
 import type { RouteRuntime, Runtime } from './runtime.js';
@@ -106,11 +106,17 @@ export class DataPlane {
       connectionsCheckingInterval: Math.min(1_000, headersTimeout),
     };
     this.rejections = new RejectionLog({ logger: d.logger, clock: d.clock, hashId: d.hashId });
+    const failed = (res: ServerResponse, err: unknown): void => {
+      d.logger.error({ err }, 'request handler failed');
+      if (!res.headersSent) sendError(res, 'bad_gateway', { upstream: null });
+    };
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-      this.handle(req, res).catch((err: unknown) => {
-        d.logger.error({ err }, 'request handler failed');
-        if (!res.headersSent) sendError(res, 'bad_gateway', { upstream: null });
-      });
+      try {
+        // A promise only when the request waits for something (its limits, its body).
+        this.handle(req, res)?.catch((err: unknown) => failed(res, err));
+      } catch (err) {
+        failed(res, err);
+      }
     };
     this.server = createServer(options, onRequest);
     // Expect: 100-continue is answered by handle() once the request is admitted, not by Node at
@@ -163,8 +169,11 @@ export class DataPlane {
     return p;
   }
 
-  /** The one admission path: everything short of the breaker's slot and the body. */
-  private async admit(req: IncomingMessage, rt: Runtime): Promise<Verdict> {
+  /**
+   * The one admission path: everything short of the breaker's slot and the body. Synchronous for a
+   * route without limits: nothing there waits, so no promise is made for it.
+   */
+  private admit(req: IncomingMessage, rt: Runtime): Verdict | Promise<Verdict> {
     const target = normalizeTarget(req.url ?? '/');
     if (target === null)
       return { pass: false, route: null, code: 'bad_request', extra: { detail: 'request target' } };
@@ -184,19 +193,34 @@ export class DataPlane {
     );
     if (!checked.ok) return { pass: false, route, code: checked.code, extra: { detail: checked.detail } };
 
-    const { peer, trusted, ipKey } = this.peerOf(req, rt);
-    const clientIp = trusted ? rt.clientIp.resolve(peer, req.headers['x-forwarded-for']) : peer;
-    let headers: Record<string, string> | null = null;
-    if (route.limits) {
-      const limited = await this.limit(rt, route, req, trusted ? ipIdentity(clientIp, rt.ipv6Prefix) : ipKey);
-      if (limited.pass === false) return limited;
-      headers = limited.headers;
-    }
+    const peer = this.peerOf(req, rt);
+    const clientIp = peer.trusted
+      ? rt.clientIp.resolve(peer.peer, req.headers['x-forwarded-for'])
+      : peer.peer;
+    if (route.limits === null)
+      return this.admitted(req, route, target, checked.headers, peer, clientIp, null);
+    const id = peer.trusted ? ipIdentity(clientIp, rt.ipv6Prefix) : peer.ipKey;
+    return this.limit(rt, route, req, id).then((limited) =>
+      limited.pass === false
+        ? limited
+        : this.admitted(req, route, target, checked.headers, peer, clientIp, limited.headers),
+    );
+  }
+
+  /** The rest of admission once the limits have let the request pass: the breaker, then the headers. */
+  private admitted(
+    req: IncomingMessage,
+    route: RouteRuntime,
+    target: NormalizedTarget,
+    out: string[],
+    { peer, trusted }: PeerTrust,
+    clientIp: string,
+    headers: Record<string, string> | null,
+  ): Verdict {
     // An open circuit answers at once, before a body is read for nothing. The slot itself is taken
     // only when the request is ready to go (canExecute in the writers).
     if (route.upstream.breaker.retryAfterMs() > 0) return circuitOpen(route, headers);
 
-    const out = checked.headers;
     const xff = req.headers['x-forwarded-for'];
     out.push(
       'x-forwarded-for',
@@ -266,75 +290,139 @@ export class DataPlane {
     route?.duration.observe((performance.now() - started) / 1000);
   }
 
-  /** The HTTP writer. */
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** The HTTP writer. A promise only when the request waits for something (its limits, its body). */
+  private handle(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
     const started = performance.now();
     this.inFlight++;
-    let route: RouteRuntime | null = null;
-    const finish = (status: number): void => {
-      this.inFlight--;
-      this.record(route, status, started);
-    };
-    const refuse = (
-      code: ProxyErrorCode,
-      extra?: Record<string, unknown>,
-      headers?: OutgoingHttpHeaders,
-    ): void => {
-      // A client still sending a body we refuse must be able to read the answer: closing at once
-      // would meet its next bytes with a reset, which can destroy the answer before it is read.
-      if (hasBody(req) && !req.complete && code !== 'request_timeout') linger(req, res);
-      else if (CLOSES.has(code) || hasBody(req)) res.shouldKeepAlive = false;
-      finish(sendError(res, code, extra, headers));
-    };
-
-    let v: Verdict;
+    let v: Verdict | Promise<Verdict>;
     try {
-      v = await this.admit(req, this.d.runtime());
+      v = this.admit(req, this.d.runtime());
     } catch (err) {
       this.inFlight--;
       throw err;
     }
-    route = v.route;
-    if (!v.pass) return refuse(v.code, v.extra, v.headers);
+    if (!(v instanceof Promise)) return this.proceed(req, res, v, started);
+    return v.then(
+      (verdict) => this.proceed(req, res, verdict, started),
+      (err: unknown) => {
+        this.inFlight--;
+        throw err;
+      },
+    );
+  }
 
-    let body: Buffer | Readable | null = null;
-    if (hasBody(req)) {
-      if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
-      const read = await readBody(req, {
-        maxBody: v.route.maxBody,
-        idleTimeoutMs: this.d.client.bodyTimeoutMs,
-        memoryBytes: BODY_MEMORY_BYTES,
-        tempDir: this.tempDir,
-      });
-      if (!read.ok) {
-        if (read.reason === 'too-large') return refuse('payload_too_large', { max_body: v.route.maxBody });
-        if (read.reason === 'timeout') return refuse('request_timeout');
-        return finish(CLIENT_CLOSED);
-      }
-      body = read.body;
-      // A chunked body is sent on with its length, now known.
-      if (req.headers['content-length'] === undefined) v.headers.push('content-length', String(read.length));
+  private proceed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    v: Verdict,
+    started: number,
+  ): Promise<void> | undefined {
+    if (!v.pass) {
+      this.refuse(req, res, v.route, started, v.code, v.extra, v.headers);
+      return undefined;
     }
+    if (hasBody(req)) return this.withBody(req, res, v, started);
+    this.dispatch(req, res, v, null, started);
+    return undefined;
+  }
+
+  private finish(route: RouteRuntime | null, status: number, started: number): void {
+    this.inFlight--;
+    this.record(route, status, started);
+  }
+
+  private refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: RouteRuntime | null,
+    started: number,
+    code: ProxyErrorCode,
+    extra?: Record<string, unknown>,
+    headers?: OutgoingHttpHeaders,
+  ): void {
+    // A client still sending a body we refuse must be able to read the answer: closing at once
+    // would meet its next bytes with a reset, which can destroy the answer before it is read.
+    if (hasBody(req) && !req.complete && code !== 'request_timeout') linger(req, res);
+    else if (CLOSES.has(code) || hasBody(req)) res.shouldKeepAlive = false;
+    this.finish(route, sendError(res, code, extra, headers), started);
+  }
+
+  /** Reads an admitted request's body, then sends it on. */
+  private async withBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+    v: Verdict & { pass: true },
+    started: number,
+  ): Promise<void> {
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+    const read = await readBody(req, {
+      maxBody: v.route.maxBody,
+      idleTimeoutMs: this.d.client.bodyTimeoutMs,
+      memoryBytes: BODY_MEMORY_BYTES,
+      tempDir: this.tempDir,
+    });
+    if (!read.ok) {
+      if (read.reason === 'too-large')
+        return this.refuse(req, res, v.route, started, 'payload_too_large', { max_body: v.route.maxBody });
+      if (read.reason === 'timeout') return this.refuse(req, res, v.route, started, 'request_timeout');
+      return this.finish(v.route, CLIENT_CLOSED, started);
+    }
+    // A chunked body is sent on with its length, now known.
+    if (req.headers['content-length'] === undefined) v.headers.push('content-length', String(read.length));
+    this.dispatch(req, res, v, read.body, started);
+  }
+
+  /** Takes the breaker's slot and forwards; the last step of an admitted request. */
+  private dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    v: Verdict & { pass: true },
+    body: Buffer | Readable | null,
+    started: number,
+  ): void {
+    const { route } = v;
     // The client may have left while the limiter decided or the body arrived: there is nothing to
     // forward then, and nothing the breaker should hear about.
     if (req.socket.destroyed) {
       if (body !== null && !Buffer.isBuffer(body)) body.destroy();
-      return finish(CLIENT_CLOSED);
+      this.finish(route, CLIENT_CLOSED, started);
+      return;
     }
 
-    const { breaker, target } = v.route.upstream;
-    const admitted = breaker.admit();
-    const ticket = typeof admitted === 'object' && admitted !== null ? await admitted : admitted;
-    if (ticket !== null && req.socket.destroyed) {
-      // Gone while a cluster worker's admission was being decided: the slot goes back unused.
-      breaker.end(ticket, 'release');
-      if (body !== null && !Buffer.isBuffer(body)) body.destroy();
-      return finish(CLIENT_CLOSED);
+    // A cluster worker asks its primary for a HALF_OPEN probe slot: only then is admission a promise.
+    const admitted = route.upstream.breaker.admit();
+    if (admitted === null || typeof admitted === 'number') {
+      this.send(req, res, v, body, started, admitted);
+      return;
     }
+    void admitted.then((ticket) => {
+      if (ticket !== null && req.socket.destroyed) {
+        // Gone while the primary decided: the slot goes back unused.
+        route.upstream.breaker.end(ticket, 'release');
+        if (body !== null && !Buffer.isBuffer(body)) body.destroy();
+        this.finish(route, CLIENT_CLOSED, started);
+        return;
+      }
+      this.send(req, res, v, body, started, ticket);
+    });
+  }
+
+  /** Forwards with the breaker's ticket, or answers that the circuit refused (`ticket` null). */
+  private send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    v: Verdict & { pass: true },
+    body: Buffer | Readable | null,
+    started: number,
+    ticket: number | null,
+  ): void {
+    const { route } = v;
+    const { breaker, target } = route.upstream;
     if (ticket === null) {
       if (body !== null && !Buffer.isBuffer(body)) body.destroy();
-      const open = circuitOpen(v.route, v.limitHeaders);
-      return refuse(open.code, open.extra, open.headers);
+      const open = circuitOpen(route, v.limitHeaders);
+      this.refuse(req, res, route, started, open.code, open.extra, open.headers);
+      return;
     }
     forward({
       req,
@@ -348,7 +436,7 @@ export class DataPlane {
       done: (outcome: Outcome, status: number) => {
         breaker.end(ticket, outcome, performance.now() - started);
         if (body !== null && !Buffer.isBuffer(body)) body.destroy();
-        finish(status);
+        this.finish(route, status, started);
       },
     });
   }

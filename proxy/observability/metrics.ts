@@ -60,29 +60,44 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
-  private readonly requestHandles = new Map<string, Counter.Internal>();
-  private readonly decisionHandles = new Map<string, Counter.Internal>();
+  private readonly requestHandles = new Map<string, Map<string, Map<number, Counter.Internal>>>();
+  private readonly decisionHandles = new Map<string, Map<Decision, Counter.Internal>>();
 
   constructor({ defaultMetrics = true } = {}) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
   countRequest(route: string, upstream: string, status: number): void {
-    const key = route + '\0' + upstream + '\0' + status;
-    let handle = this.requestHandles.get(key);
-    if (!handle) {
+    // Nested maps keyed by the strings the runtime already holds: a key built per request would be a
+    // new string to hash every time.
+    let byUpstream = this.requestHandles.get(route);
+    if (byUpstream === undefined) {
+      byUpstream = new Map();
+      this.requestHandles.set(route, byUpstream);
+    }
+    let byStatus = byUpstream.get(upstream);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byUpstream.set(upstream, byStatus);
+    }
+    let handle = byStatus.get(status);
+    if (handle === undefined) {
       handle = this.requests.labels({ route, upstream, status: String(status) });
-      this.requestHandles.set(key, handle);
+      byStatus.set(status, handle);
     }
     handle.inc();
   }
 
   countDecision(endpoint: string, decision: Decision): void {
-    const key = endpoint + '\0' + decision;
-    let handle = this.decisionHandles.get(key);
-    if (!handle) {
+    let byDecision = this.decisionHandles.get(endpoint);
+    if (byDecision === undefined) {
+      byDecision = new Map();
+      this.decisionHandles.set(endpoint, byDecision);
+    }
+    let handle = byDecision.get(decision);
+    if (handle === undefined) {
       handle = this.rateLimitRequests.labels({ endpoint, decision });
-      this.decisionHandles.set(key, handle);
+      byDecision.set(decision, handle);
     }
     handle.inc();
     if (decision === 'limited') this.rateLimitHits.inc({ endpoint });

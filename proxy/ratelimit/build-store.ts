@@ -100,6 +100,7 @@ export function buildStore(
       redis,
       prefix: s.prefix,
       timeoutMs: s.cluster ? s.timeoutMs : undefined,
+      refusalCache: s.refusalCache,
     }),
     breaker,
     fallback: s.onError === 'local' ? memory() : null,

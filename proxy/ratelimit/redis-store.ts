@@ -24,6 +24,20 @@
 // worst case needs a whole window's hits bunched at its very end. Under evenly spread traffic it admits
 // exactly `limit` per W. Concurrent hits are still counted exactly: the script is atomic.
 //
+// With `refusalCache` (the policy's store.refusal_cache, off by default), refusals are remembered (the
+// over-limit cache, as Envoy's ratelimit has it): once Redis has refused an
+// identity, its next hits are refused here, without a call, until the earliest moment Redis could admit
+// it again (the decision's largest retry-after, counted from when the call was sent, so never later than
+// Redis's own clock), capped at REFUSAL_CACHE_MAX_MS. That is exact: other proxies can only add hits, and
+// a refused hit counts nowhere, so Redis would have refused every one of them too. What it cannot see is
+// a reset made through another store: that reaches this proxy within the cap. A reset
+// through this store, a policy whose limits changed (new limiter scope, so new keys) and a new store
+// (changed `store:` section) all start without it. An identity flooding the proxy over its limit thus
+// costs Redis one call a second, not one per request. Opt-in, because two things differ from asking
+// Redis every time: a reset or data loss outside this store (another process's reset, a FLUSHALL)
+// is seen up to REFUSAL_CACHE_MAX_MS late, and a replayed refusal's other windows show their counts as
+// Redis last gave them (its retry-after and `now` are aged exactly).
+//
 // Errors (connection, timeout, script errors) reject every decision of the failed call; the proxy
 // applies on_error.
 import { createHash } from 'node:crypto';
@@ -46,9 +60,21 @@ export interface RedisRateLimitStoreOptions {
   readonly timeoutMs?: number;
   /**
    * For deterministic tests and simulations only: pass this clock's time to the script instead of
-   * using the server's TIME. Production leaves it unset, so that every proxy shares one clock.
+   * using the server's TIME (and time the refusal cache by it). Production leaves it unset, so that
+   * every proxy shares one clock.
    */
   readonly clock?: Clock;
+  /** Replay Redis's refusals locally for up to REFUSAL_CACHE_MAX_MS (see the header comment). */
+  readonly refusalCache?: boolean;
+}
+
+/** A refusal from Redis, replayed without a call until `until` (local ms: see the header comment). */
+interface Refusal {
+  readonly windows: readonly WindowSpec[];
+  readonly decision: Decision;
+  /** When the call that refused was sent. */
+  readonly sentAt: number;
+  readonly until: number;
 }
 
 export class RateLimitStoreTimeoutError extends FloodgateError<'rate_limit_store_timeout'> {
@@ -83,6 +109,8 @@ class Batch {
     this.resolve = resolve;
     this.reject = reject;
   });
+  /** Local time the call was sent (see Refusal). */
+  sentAt = 0;
   constructor(
     readonly prepared: Prepared,
     /** Its place in prepared.open while it takes decisions. */
@@ -102,6 +130,13 @@ const LOG_SUFFIX = ':log';
  * is split rather than stalling every other client for milliseconds.
  */
 const MAX_BATCH = 128;
+/**
+ * Longest a refusal is replayed without asking Redis: the delay with which a reset made through another
+ * proxy is seen here, and the rate (one call a second) at which an identity over its limit reaches Redis.
+ */
+export const REFUSAL_CACHE_MAX_MS = 1_000;
+/** Refusals remembered at most; beyond, the oldest is forgotten (and the next hit simply asks Redis). */
+const REFUSAL_CACHE_SIZE = 10_000;
 
 function loadScript(name: string): Script {
   // Read from the source tree, which compiled code (dist/) finds by walking up to package.json.
@@ -126,16 +161,33 @@ export class RedisRateLimitStore implements RateLimitStore {
   private readonly prepared = new WeakMap<readonly WindowSpec[], Prepared>();
   /** Batches waiting for the end of this turn of the event loop. */
   private readonly queued: Batch[] = [];
+  /** Identities Redis refused, by Redis key (which names the algorithm). */
+  private readonly refusals = new Map<string, Refusal>();
+  /** Local time for the refusal cache: the pinned clock, else a monotonic one. */
+  private readonly localNow: () => number;
+  private readonly cacheRefusals: boolean;
 
-  constructor({ redis, prefix = '', timeoutMs = 0, clock }: RedisRateLimitStoreOptions) {
+  constructor({
+    redis,
+    prefix = '',
+    timeoutMs = 0,
+    clock,
+    refusalCache = false,
+  }: RedisRateLimitStoreOptions) {
     this.redis = redis;
     this.prefix = prefix;
     this.timeoutMs = timeoutMs;
     this.clock = clock ?? null;
     this.maxBatch = redis.isCluster ? 1 : MAX_BATCH;
+    this.localNow = clock === undefined ? () => performance.now() : () => clock.now();
+    this.cacheRefusals = refusalCache;
   }
 
   hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
+    if (this.refusals.size > 0) {
+      const replay = this.replay(this.keyFor(key, algorithm), windows);
+      if (replay !== null) return Promise.resolve(replay);
+    }
     return this.enqueue(key, windows, algorithm, '1');
   }
 
@@ -146,6 +198,8 @@ export class RedisRateLimitStore implements RateLimitStore {
   /** Deletes the identity's counters, both algorithms' (a route may have changed algorithm). */
   reset(key: string): Promise<void> {
     const base = this.prefix + '{' + key + '}';
+    this.refusals.delete(base + COUNTER_SUFFIX);
+    this.refusals.delete(base + LOG_SUFFIX);
     return this.bound(this.redis.unlink(base + COUNTER_SUFFIX, base + LOG_SUFFIX)).then(() => undefined);
   }
 
@@ -178,8 +232,58 @@ export class RedisRateLimitStore implements RateLimitStore {
       if (this.queued.push(batch) === 1) setImmediate(this.flush);
     }
     const offset = 1 + batch.keys.length * (1 + 3 * windows.length);
-    batch.keys.push(this.keyFor(key, algorithm));
-    return batch.reply.then((reply) => toDecision(reply, offset, windows));
+    const redisKey = this.keyFor(key, algorithm);
+    batch.keys.push(redisKey);
+    const b = batch;
+    return batch.reply.then((reply) => {
+      const decision = toDecision(reply, offset, windows);
+      if (!decision.allowed) {
+        if (this.cacheRefusals) this.remember(redisKey, windows, decision, b.sentAt);
+      } else if (mode === '0') this.refusals.delete(redisKey);
+      return decision;
+    });
+  }
+
+  /** Keeps a refusal to replay (see the header comment). */
+  private remember(
+    redisKey: string,
+    windows: readonly WindowSpec[],
+    decision: Decision,
+    sentAt: number,
+  ): void {
+    let retryMs = 0;
+    for (const w of decision.windows) if (w.retryAfterMs > retryMs) retryMs = w.retryAfterMs;
+    if (retryMs <= 0) return;
+    this.refusals.delete(redisKey);
+    if (this.refusals.size >= REFUSAL_CACHE_SIZE) this.refusals.delete(this.refusals.keys().next().value!);
+    this.refusals.set(redisKey, {
+      windows,
+      decision,
+      sentAt,
+      until: sentAt + Math.min(retryMs, REFUSAL_CACHE_MAX_MS),
+    });
+  }
+
+  /** The remembered refusal of `redisKey` for this window set, aged to now; null when there is none. */
+  private replay(redisKey: string, windows: readonly WindowSpec[]): Decision | null {
+    const r = this.refusals.get(redisKey);
+    if (r === undefined || r.windows !== windows) return null;
+    const now = this.localNow();
+    if (now >= r.until) {
+      this.refusals.delete(redisKey);
+      return null;
+    }
+    // The same answer Redis gave, with its times moved on by what has passed since.
+    const elapsed = Math.max(0, Math.floor(now - r.sentAt));
+    const states = r.decision.windows.map((w) => ({
+      ...w,
+      retryAfterMs: Math.max(0, w.retryAfterMs - elapsed),
+    }));
+    return {
+      allowed: false,
+      windows: states,
+      now: r.decision.now === undefined ? undefined : r.decision.now + elapsed,
+    };
   }
 
   private readonly flush = (): void => {
@@ -191,6 +295,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   };
 
   private send(b: Batch): void {
+    b.sentAt = this.localNow();
     const args: (string | number)[] = [b.script.sha, b.keys.length];
     for (const k of b.keys) args.push(k);
     args.push(b.mode, b.now);

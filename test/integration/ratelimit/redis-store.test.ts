@@ -5,7 +5,11 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../../core/clock.js';
 import { RateLimiter } from '../../../proxy/ratelimit/limiter.js';
-import { RateLimitStoreTimeoutError, RedisRateLimitStore } from '../../../proxy/ratelimit/redis-store.js';
+import {
+  RateLimitStoreTimeoutError,
+  REFUSAL_CACHE_MAX_MS,
+  RedisRateLimitStore,
+} from '../../../proxy/ratelimit/redis-store.js';
 import type { Algorithm, Decision } from '../../../proxy/ratelimit/store.js';
 import { deletePrefix, newRedis, uniquePrefix } from '../../helpers/redis.js';
 
@@ -127,7 +131,7 @@ describe('RedisRateLimitStore', () => {
   it('sliding-counter: one short string of at most 200 bytes per identity for 100/h + 1000/d at full use', async () => {
     const p = prefix('memory');
     const clock = new ManualClock(Math.floor(1_700_000_000_000 / DAY) * DAY);
-    const store = new RedisRateLimitStore({ redis, prefix: p, clock });
+    const store = new RedisRateLimitStore({ redis, prefix: p, clock, refusalCache: true });
     const l = new RateLimiter({
       store,
       windows: WINDOWS.slice(0, 2),
@@ -250,6 +254,153 @@ describe('RedisRateLimitStore', () => {
       } finally {
         spy.mockRestore();
       }
+    });
+  });
+
+  describe('the refusal cache (opt-in): an identity Redis refused is refused again without a call', () => {
+    const countScripts = (client: Redis) => {
+      const spy = vi.spyOn(client, 'call');
+      return {
+        scripts: () => spy.mock.calls.filter(([name]) => name === 'evalsha' || name === 'eval').length,
+        restore: () => spy.mockRestore(),
+      };
+    };
+    const MINUTE = [{ name: 'minute', limit: 3, windowMs: 60_000 }];
+
+    it.each(ALGORITHMS)(
+      '%s: replays the refusal, aged, without a call, until REFUSAL_CACHE_MAX_MS has passed',
+      async (algorithm) => {
+        const clock = new ManualClock(1_700_006_400_000);
+        const store = new RedisRateLimitStore({
+          redis,
+          prefix: prefix('refusal'),
+          clock,
+          refusalCache: true,
+        });
+        const l = new RateLimiter({ store, windows: MINUTE, algorithm });
+        for (let i = 0; i < 3; i++) expect((await l.check('x')).allowed).toBe(true);
+        const refused = await l.check('x');
+        expect(refused.allowed).toBe(false);
+        const calls = countScripts(redis);
+        try {
+          clock.advance(400);
+          const replayed = await l.check('x');
+          expect(calls.scripts()).toBe(0);
+          expect(replayed.allowed).toBe(false);
+          expect(replayed.now).toBe(refused.now! + 400);
+          expect(replayed.windows[0]!.retryAfterMs).toBe(refused.windows[0]!.retryAfterMs - 400);
+          expect(replayed.windows[0]!.remaining).toBe(0);
+          // A different identity, or the same one under another window set, still asks Redis.
+          expect((await l.check('y')).allowed).toBe(true);
+          const other = new RateLimiter({ store, windows: [{ ...MINUTE[0]!, limit: 5 }], algorithm });
+          expect((await other.check('x')).allowed).toBe(true);
+          expect(calls.scripts()).toBe(2);
+          clock.advance(REFUSAL_CACHE_MAX_MS - 400);
+          expect((await l.check('x')).allowed).toBe(false);
+          expect(calls.scripts()).toBe(3);
+        } finally {
+          calls.restore();
+        }
+      },
+    );
+
+    it.each(ALGORITHMS)(
+      '%s: a retry-after shorter than the cap ends the replay exactly when Redis would admit again',
+      async (algorithm) => {
+        const clock = new ManualClock(1_700_006_400_000);
+        const store = new RedisRateLimitStore({
+          redis,
+          prefix: prefix('refusal-retry'),
+          clock,
+          refusalCache: true,
+        });
+        const l = new RateLimiter({ store, windows: [{ name: 'w', limit: 1, windowMs: 500 }], algorithm });
+        expect((await l.check('x')).allowed).toBe(true);
+        clock.advance(100);
+        const refused = await l.check('x');
+        expect(refused.allowed).toBe(false);
+        const retry = refused.windows[0]!.retryAfterMs;
+        expect(retry).toBeGreaterThan(0);
+        expect(retry).toBeLessThan(REFUSAL_CACHE_MAX_MS);
+        const calls = countScripts(redis);
+        try {
+          clock.advance(retry - 1);
+          expect((await l.check('x')).allowed).toBe(false);
+          expect(calls.scripts()).toBe(0);
+          clock.advance(1);
+          // Redis itself admits it at that moment: the cache never refused what Redis would admit.
+          expect((await l.check('x')).allowed).toBe(true);
+          expect(calls.scripts()).toBe(1);
+        } finally {
+          calls.restore();
+        }
+      },
+    );
+
+    it('a reset through the store ends the replay at once; one through another proxy, within the cap', async () => {
+      const clock = new ManualClock(1_700_006_400_000);
+      const p = prefix('refusal-reset');
+      const here = new RedisRateLimitStore({ redis, prefix: p, clock, refusalCache: true });
+      const there = new RedisRateLimitStore({ redis, prefix: p, clock });
+      const l = new RateLimiter({ store: here, windows: MINUTE, algorithm: 'sliding-log' });
+      const elsewhere = new RateLimiter({ store: there, windows: MINUTE, algorithm: 'sliding-log' });
+      for (let i = 0; i < 4; i++) await l.check('x');
+      expect((await l.check('x')).allowed).toBe(false);
+      await l.reset('x');
+      expect((await l.check('x')).allowed).toBe(true);
+
+      for (let i = 0; i < 3; i++) await l.check('x');
+      expect((await l.check('x')).allowed).toBe(false);
+      await elsewhere.reset('x');
+      clock.advance(REFUSAL_CACHE_MAX_MS - 1);
+      expect((await l.check('x')).allowed).toBe(false);
+      clock.advance(1);
+      expect((await l.check('x')).allowed).toBe(true);
+    });
+
+    it('a policy whose limits changed (a new limiter scope) does not inherit refusals', async () => {
+      const clock = new ManualClock(1_700_006_400_000);
+      const store = new RedisRateLimitStore({
+        redis,
+        prefix: prefix('refusal-scope'),
+        clock,
+        refusalCache: true,
+      });
+      const before = new RateLimiter({
+        store,
+        windows: MINUTE,
+        algorithm: 'sliding-counter',
+        scope: 'r:aaaa',
+      });
+      for (let i = 0; i < 3; i++) await before.check('x');
+      expect((await before.check('x')).allowed).toBe(false);
+      const after = new RateLimiter({
+        store,
+        windows: [{ ...MINUTE[0]!, limit: 10 }],
+        algorithm: 'sliding-counter',
+        scope: 'r:bbbb',
+      });
+      expect((await after.check('x')).allowed).toBe(true);
+    });
+
+    it('a failed call is not remembered, and a peek that finds room forgets a refusal', async () => {
+      const clock = new ManualClock(1_700_006_400_000);
+      const p = prefix('refusal-peek');
+      const store = new RedisRateLimitStore({ redis, prefix: p, clock, refusalCache: true });
+      const l = new RateLimiter({ store, windows: MINUTE, algorithm: 'sliding-log' });
+      const spy = vi.spyOn(redis, 'call').mockImplementationOnce(() => Promise.reject(new Error('injected')));
+      try {
+        await expect(l.check('x')).rejects.toThrow('injected');
+      } finally {
+        spy.mockRestore();
+      }
+      for (let i = 0; i < 3; i++) expect((await l.check('x')).allowed).toBe(true);
+      expect((await l.check('x')).allowed).toBe(false);
+      await new RateLimiter({ store: new RedisRateLimitStore({ redis, prefix: p }), windows: MINUTE }).reset(
+        'x',
+      );
+      expect(await l.getRetryAfter('x')).toBe(0);
+      expect((await l.check('x')).allowed).toBe(true);
     });
   });
 

@@ -49,6 +49,7 @@ describe('example policies', () => {
       onError: 'local',
       cluster: false,
       maxKeys: 100_000,
+      refusalCache: false,
     });
     expect(policy.routes.map((r) => r.name)).toEqual(['transcribe', 'status', 'result', 'jobs']);
     expect(policy.routes[0]!.limits!.windows).toEqual([
@@ -111,6 +112,7 @@ describe('defaults', () => {
         onError: 'local',
         cluster: false,
         maxKeys: 100_000,
+        refusalCache: false,
       },
       clientIp: { trustedProxies: [], ipv6Prefix: 64 },
       upstreams: {
