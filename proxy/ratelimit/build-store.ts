@@ -7,6 +7,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Policy } from '../config/schema.js';
 import { sectionHash } from '../config/section-hash.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
+import { within } from '../within.js';
 import { GuardedStore } from './guarded-store.js';
 import { MemoryRateLimitStore } from './memory-store.js';
 import { connectRedis } from './redis-client.js';
@@ -92,16 +93,17 @@ export function buildStore(
   );
   breaker.on('close', () => logger.info({ store: 'redis' }, 'rate limit store recovered'));
   if (onHealthChange) breaker.on('stateChange', onHealthChange);
+  const primary = new RedisRateLimitStore({
+    redis,
+    prefix: s.prefix,
+    timeoutMs: s.cluster ? s.timeoutMs : undefined,
+    refusalCache: s.refusalCache,
+  });
   const store = new GuardedStore({
     // The client's commandTimeout already bounds each call at store.timeout; a second timer here
     // would only cost the hot path a promise and a timer per request. Except on a cluster: its client
     // queues commands while it (re)discovers the nodes, and that queue knows no commandTimeout.
-    primary: new RedisRateLimitStore({
-      redis,
-      prefix: s.prefix,
-      timeoutMs: s.cluster ? s.timeoutMs : undefined,
-      refusalCache: s.refusalCache,
-    }),
+    primary,
     breaker,
     fallback: s.onError === 'local' ? memory() : null,
     observe: (seconds, err) => {
@@ -113,7 +115,8 @@ export function buildStore(
     hash,
     store,
     degraded: () => !store.healthy,
-    ready: firstConnection(redis),
+    // Bounded like the connection: a Redis that does not answer gets decided by on_error, not waited on.
+    ready: firstConnection(redis).then(() => within(primary.warm(), STORE_CONNECT_WAIT_MS)),
     async close() {
       await store.close();
       // The store does not own its client. QUIT lets commands already sent finish (a reload retires a

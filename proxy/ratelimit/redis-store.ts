@@ -183,6 +183,16 @@ export class RedisRateLimitStore implements RateLimitStore {
     this.cacheRefusals = refusalCache;
   }
 
+  /**
+   * Loads both scripts on every node that runs them (each master of a cluster), so the first decisions
+   * pay neither a NOSCRIPT round trip nor a node's first connection: cold, a burst of them can outlast
+   * store.timeout and fall to on_error on a proxy (or cluster worker) that just started.
+   */
+  async warm(): Promise<void> {
+    const nodes = this.redis.isCluster ? (this.redis as Cluster).nodes('master') : [this.redis as Redis];
+    await Promise.all(nodes.flatMap((n) => [this.log, this.counter].map((s) => n.script('LOAD', s.lua))));
+  }
+
   hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
     if (this.refusals.size > 0) {
       const replay = this.replay(this.keyFor(key, algorithm), windows);
