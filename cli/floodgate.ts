@@ -10,6 +10,7 @@ import { startCluster, WorkerStartError } from '../proxy/cluster/primary.js';
 import { runWorker } from '../proxy/cluster/worker.js';
 import { explainRequest, parseHeaderArg, summarizePolicy } from '../proxy/config/describe.js';
 import { loadPolicyFile } from '../proxy/config/load.js';
+import { isListenError, listenFailureLine } from '../proxy/listen.js';
 import { DRAIN_MS, loadPolicyOrThrow, PolicyError, startProxy } from '../proxy/main.js';
 import { importBackend, packageJson } from './package.js';
 
@@ -38,6 +39,10 @@ program
     } catch (err) {
       if (err instanceof PolicyError) {
         for (const e of err.errors) process.stderr.write(e + '\n');
+        process.exit(1);
+      }
+      if (isListenError(err)) {
+        process.stderr.write(`floodgate proxy: ${listenFailureLine(err, configFile)}\n`);
         process.exit(1);
       }
       if (err instanceof WorkerStartError) {
@@ -69,10 +74,18 @@ program
     process.on('SIGINT', () => stop('SIGINT'));
   });
 
+/** A TCP port, or a clean commander error naming what was given (Number() would pass NaN on to listen). */
+const parsePort = (value: string): number => {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535)
+    throw new InvalidArgumentError(`expected a port number from 0 to 65535, got '${value}'`);
+  return port;
+};
+
 program
   .command('backend')
   .description('run the transcription backend (API and workers)')
-  .option('--port <n>', 'listen port (default: $PORT, then 8000)', Number)
+  .option('--port <n>', 'listen port (default: $PORT, then 8000)', parsePort)
   .option('--host <h>', 'listen address (default: $HOST, then 127.0.0.1)')
   .option('--role <role>', 'api | worker | all', 'all')
   .action(async (opts: { port?: number; host?: string; role: string }) => {
@@ -90,8 +103,14 @@ program
   .description('run the whole stack: backend on :8000 and proxy on :8080 (what `npm start` runs)')
   .option('--config <file>', 'policy file', 'config/proxy.yaml')
   .action(async (opts: { config: string }) => {
-    const { runStack } = await importBackend('up', () => import('./stack.js'));
-    await runStack(opts.config);
+    const { runStack, isStackStartError } = await importBackend('up', () => import('./stack.js'));
+    try {
+      await runStack(opts.config);
+    } catch (err) {
+      if (!isStackStartError(err)) throw err;
+      process.stderr.write(`floodgate up: ${err.message}\n`);
+      process.exit(1);
+    }
   });
 
 program
