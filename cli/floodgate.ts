@@ -154,9 +154,9 @@ program
     process.stdout.write(explainRequest(r.policy, { method, path, headers: opts.header }) + '\n');
   });
 
-program
-  .command('model')
-  .description('manage whisper models')
+const model = program.command('model').description('manage whisper models');
+
+model
   .command('download')
   .description('fetch a ggml whisper model (tiny, tiny.en, base, base.en, …) and verify its checksum')
   .argument('<name>')
@@ -164,6 +164,15 @@ program
   .action(async (name: string, opts: { dir?: string }) => {
     const { runModelDownload } = await importBackend('model', () => import('../backend/model/cli.js'));
     process.exitCode = await runModelDownload(name, opts.dir);
+  });
+
+model
+  .command('tiny-test')
+  .description('write a tiny random-weight model for an offline first run (needs WHISPER_FAST_DECODE=1)')
+  .option('--dir <dir>', 'where to put it (default: $DATA_DIR/models)')
+  .action(async (opts: { dir?: string }) => {
+    const { runTinyTestModel } = await importBackend('model', () => import('../backend/model/cli.js'));
+    process.exitCode = await runTinyTestModel(opts.dir);
   });
 
 program
