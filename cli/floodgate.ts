@@ -108,7 +108,7 @@ program
       await runStack(opts.config);
     } catch (err) {
       if (!isStackStartError(err)) throw err;
-      process.stderr.write(`floodgate up: ${err.message}\n`);
+      for (const line of err.message.split('\n')) process.stderr.write(`floodgate up: ${line}\n`);
       process.exit(1);
     }
   });

@@ -50,7 +50,7 @@ async function startPrivateRedis(dir: string): Promise<{ url: string; child: Chi
   return { url, child };
 }
 
-/** The stack did not start, for a reason one line states (a taken port, with what to change). */
+/** The stack did not start, for a reason a line states (a taken port, with what to change; a bad setting, one line each). */
 export class StackStartError extends FloodgateError<'stack_start_failed'> {
   constructor(message: string, options?: ErrorOptions) {
     super('StackStartError', 'stack_start_failed', message, options);
@@ -77,7 +77,13 @@ export async function runStack(configFile: string): Promise<void> {
   const logger = createLogger('floodgate');
   const env: Record<string, string | undefined> = { ...process.env };
   // Read first, so a bad setting stops the stack before anything starts; the defaults are the backend's.
-  const settings = backendSettingsFromEnv(env);
+  let settings: BackendSettings;
+  try {
+    settings = backendSettingsFromEnv(env);
+  } catch (err) {
+    if (hasBrand(err, 'SettingsError')) throw new StackStartError((err as Error).message, { cause: err });
+    throw err;
+  }
   const dataDir = settings.dataDir;
   env.DATA_DIR = dataDir;
 

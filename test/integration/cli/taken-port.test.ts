@@ -3,10 +3,23 @@
 // port this test really holds.
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PolicyDoc, runCli, tempDir, writePolicy } from '../../helpers/proxy.js';
+
+/** Whether anything accepts a TCP connection on 127.0.0.1:port. */
+async function answers(port: number): Promise<boolean> {
+  const socket = connect(port, '127.0.0.1');
+  try {
+    await once(socket, 'connect');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.destroy();
+  }
+}
 
 const POLICY: PolicyDoc = {
   version: 1,
@@ -90,6 +103,37 @@ describe('a taken port', () => {
     expect(r.stderr).toBe(
       `floodgate up: 127.0.0.1:${taken} (the backend) is already in use (another floodgate or backend?); stop it or set PORT\n`,
     );
+    expect(r.code).toBe(1);
+  });
+
+  it('floodgate up stops the private redis-server it started when the proxy cannot listen', async () => {
+    const file = await policyWith('up-private-redis', { listen: `127.0.0.1:${taken}` });
+    const dataDir = join(dir, 'private-redis-data');
+    // A closed port for REDIS_URL: nothing answers there, so up starts a redis-server of its own.
+    const closed = createServer().listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    const r = await runCli(['up', '--config', file], {
+      ...upEnv(0),
+      DATA_DIR: dataDir,
+      REDIS_URL: `redis://127.0.0.1:${closedPort}`,
+    });
+    // The start-up log line names the private server's address (redis-server retitles its process, so
+    // it is found by its port, not its command line).
+    const own = /"redis":"redis:\/\/127\.0\.0\.1:(\d+)"/.exec(r.stdout);
+    expect(own).not.toBeNull();
+    expect(r.stderr).toBe(
+      `floodgate up: 127.0.0.1:${taken} is already in use (another floodgate?); stop it or change listen in ${file}\n`,
+    );
+    expect(r.code).toBe(1);
+    expect(await answers(Number(own![1]))).toBe(false);
+  });
+
+  it('floodgate up names a bad setting in one line, before anything starts', async () => {
+    const file = await policyWith('up-setting', {});
+    const r = await runCli(['up', '--config', file], { ...upEnv(0), PORT: 'abc' });
+    expect(r.stderr).toBe('floodgate up: PORT: must be a whole number; got "abc"\n');
     expect(r.code).toBe(1);
   });
 
