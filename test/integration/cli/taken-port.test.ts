@@ -83,6 +83,8 @@ describe('a taken port', () => {
     PORT: String(port),
     HOST: '127.0.0.1',
     REDIS_URL: 'redis://127.0.0.1:6379',
+    // The backend's own key space, never the `floodgate:` of a developer's stack on the same Redis.
+    REDIS_PREFIX: `floodgate-test:taken-port-${process.pid}:`,
     DATA_DIR: join(dir, 'data'),
     WHISPER_MODEL: join(dir, 'no-model.bin'),
     FLOODGATE_STORE: 'memory',
