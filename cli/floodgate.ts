@@ -10,6 +10,7 @@ import { startCluster, WorkerStartError } from '../proxy/cluster/primary.js';
 import { runWorker } from '../proxy/cluster/worker.js';
 import { explainRequest, parseHeaderArg, summarizePolicy } from '../proxy/config/describe.js';
 import { loadPolicyFile } from '../proxy/config/load.js';
+import { isListenError, listenFailureLine } from '../proxy/listen.js';
 import { DRAIN_MS, loadPolicyOrThrow, PolicyError, startProxy } from '../proxy/main.js';
 import { importBackend, packageJson } from './package.js';
 
@@ -38,6 +39,10 @@ program
     } catch (err) {
       if (err instanceof PolicyError) {
         for (const e of err.errors) process.stderr.write(e + '\n');
+        process.exit(1);
+      }
+      if (isListenError(err)) {
+        process.stderr.write(`floodgate proxy: ${listenFailureLine(err, configFile)}\n`);
         process.exit(1);
       }
       if (err instanceof WorkerStartError) {
@@ -69,10 +74,18 @@ program
     process.on('SIGINT', () => stop('SIGINT'));
   });
 
+/** A TCP port, or a clean commander error naming what was given (Number() would pass NaN on to listen). */
+const parsePort = (value: string): number => {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535)
+    throw new InvalidArgumentError(`expected a port number from 0 to 65535, got '${value}'`);
+  return port;
+};
+
 program
   .command('backend')
   .description('run the transcription backend (API and workers)')
-  .option('--port <n>', 'listen port (default: $PORT, then 8000)', Number)
+  .option('--port <n>', 'listen port (default: $PORT, then 8000)', parsePort)
   .option('--host <h>', 'listen address (default: $HOST, then 127.0.0.1)')
   .option('--role <role>', 'api | worker | all', 'all')
   .action(async (opts: { port?: number; host?: string; role: string }) => {
@@ -90,8 +103,14 @@ program
   .description('run the whole stack: backend on :8000 and proxy on :8080 (what `npm start` runs)')
   .option('--config <file>', 'policy file', 'config/proxy.yaml')
   .action(async (opts: { config: string }) => {
-    const { runStack } = await importBackend('up', () => import('./stack.js'));
-    await runStack(opts.config);
+    const { runStack, isStackStartError } = await importBackend('up', () => import('./stack.js'));
+    try {
+      await runStack(opts.config);
+    } catch (err) {
+      if (!isStackStartError(err)) throw err;
+      for (const line of err.message.split('\n')) process.stderr.write(`floodgate up: ${line}\n`);
+      process.exit(1);
+    }
   });
 
 program
@@ -135,9 +154,9 @@ program
     process.stdout.write(explainRequest(r.policy, { method, path, headers: opts.header }) + '\n');
   });
 
-program
-  .command('model')
-  .description('manage whisper models')
+const model = program.command('model').description('manage whisper models');
+
+model
   .command('download')
   .description('fetch a ggml whisper model (tiny, tiny.en, base, base.en, …) and verify its checksum')
   .argument('<name>')
@@ -145,6 +164,15 @@ program
   .action(async (name: string, opts: { dir?: string }) => {
     const { runModelDownload } = await importBackend('model', () => import('../backend/model/cli.js'));
     process.exitCode = await runModelDownload(name, opts.dir);
+  });
+
+model
+  .command('tiny-test')
+  .description('write a tiny random-weight model for an offline first run (needs WHISPER_FAST_DECODE=1)')
+  .option('--dir <dir>', 'where to put it (default: $DATA_DIR/models)')
+  .action(async (opts: { dir?: string }) => {
+    const { runTinyTestModel } = await importBackend('model', () => import('../backend/model/cli.js'));
+    process.exitCode = await runTinyTestModel(opts.dir);
   });
 
 program

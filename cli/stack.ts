@@ -9,9 +9,11 @@ import { createServer } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { type RunningBackend, startBackend } from '../backend/main.js';
 import { runModelDownload } from '../backend/model/cli.js';
-import { backendSettingsFromEnv } from '../backend/settings.js';
+import { type BackendSettings, backendSettingsFromEnv } from '../backend/settings.js';
+import { FloodgateError, hasBrand } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { startProxy } from '../proxy/main.js';
+import { isListenError, listenFailureLine } from '../proxy/listen.js';
+import { type RunningProxy, startProxy } from '../proxy/main.js';
 import { pingRedis } from '../proxy/ratelimit/redis-client.js';
 
 const INSTALL_REDIS =
@@ -48,11 +50,40 @@ async function startPrivateRedis(dir: string): Promise<{ url: string; child: Chi
   return { url, child };
 }
 
+/** The stack did not start, for a reason a line states (a taken port, with what to change; a bad setting, one line each). */
+export class StackStartError extends FloodgateError<'stack_start_failed'> {
+  constructor(message: string, options?: ErrorOptions) {
+    super('StackStartError', 'stack_start_failed', message, options);
+  }
+}
+
+export function isStackStartError(err: unknown): err is StackStartError {
+  return hasBrand(err, 'StackStartError');
+}
+
+/** The backend's API could not bind: which address, and the setting that chose it. */
+function backendListenFailure(err: unknown, settings: BackendSettings): StackStartError | null {
+  const errno = (err as NodeJS.ErrnoException | null)?.code;
+  if (errno !== 'EADDRINUSE' && errno !== 'EACCES') return null;
+  const address = `${settings.host}:${settings.port}`;
+  const problem =
+    errno === 'EADDRINUSE'
+      ? `${address} (the backend) is already in use (another floodgate or backend?); stop it or set PORT`
+      : `${address} (the backend) needs privileges this process lacks; set PORT to 1024 or above`;
+  return new StackStartError(problem, { cause: err });
+}
+
 export async function runStack(configFile: string): Promise<void> {
   const logger = createLogger('floodgate');
   const env: Record<string, string | undefined> = { ...process.env };
   // Read first, so a bad setting stops the stack before anything starts; the defaults are the backend's.
-  const settings = backendSettingsFromEnv(env);
+  let settings: BackendSettings;
+  try {
+    settings = backendSettingsFromEnv(env);
+  } catch (err) {
+    if (hasBrand(err, 'SettingsError')) throw new StackStartError((err as Error).message, { cause: err });
+    throw err;
+  }
   const dataDir = settings.dataDir;
   env.DATA_DIR = dataDir;
 
@@ -85,10 +116,27 @@ export async function runStack(configFile: string): Promise<void> {
   }
 
   let backend: RunningBackend | null = null;
-  if (env.REDIS_URL) {
-    backend = await startBackend(backendSettingsFromEnv(env), { logger: createLogger('floodgate-backend') });
+  let proxy: RunningProxy;
+  try {
+    if (env.REDIS_URL) {
+      const backendSettings = backendSettingsFromEnv(env);
+      backend = await startBackend(backendSettings, { logger: createLogger('floodgate-backend') }).catch(
+        (err: unknown) => {
+          throw backendListenFailure(err, backendSettings) ?? err;
+        },
+      );
+    }
+    proxy = await startProxy({ configFile, env, logger: createLogger('floodgate-proxy') });
+  } catch (err) {
+    // Nothing started here outlives a failed start: least of all the private redis-server.
+    await backend?.shutdown();
+    if (redisChild) {
+      redisChild.kill('SIGTERM');
+      await once(redisChild, 'exit');
+    }
+    if (isListenError(err)) throw new StackStartError(listenFailureLine(err, configFile), { cause: err });
+    throw err;
   }
-  const proxy = await startProxy({ configFile, env, logger: createLogger('floodgate-proxy') });
 
   process.on('SIGHUP', () => void proxy.reload());
   let stopping = false;

@@ -1,8 +1,6 @@
 // The proxy's control plane: the admin listener (health, metrics, the admin API, the dashboard), the
 // policy watcher, and reloads, one at a time. A single proxy and a cluster's primary both run it; what
 // a reload applies, and which metrics are shown, is theirs to say (`apply`, `registry`).
-import { once } from 'node:events';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { BreakerRegistry } from '../core/breaker/registry.js';
@@ -15,6 +13,7 @@ import { type PolicyWatcher, watchPolicyFile } from './config/watch.js';
 import { type AdminApi, createAdminServer, type ReloadResult } from './http/admin.js';
 import { Dashboard } from './http/dashboard/dashboard.js';
 import { dashboardSnapshot } from './http/dashboard/snapshot.js';
+import { listen } from './listen.js';
 import type { ProxyMetrics } from './observability/metrics.js';
 import type { TransitionLog } from './observability/transition-log.js';
 import type { RuntimeHost } from './runtime-host.js';
@@ -51,12 +50,6 @@ export interface ControlPlane {
   stopWatching(): void;
   /** The last: the dashboard's streams and the admin listener. */
   close(stepMs: number): Promise<void>;
-}
-
-export async function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
-  server.listen(port, host);
-  await once(server, 'listening');
-  return server.address() as AddressInfo;
 }
 
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
@@ -140,6 +133,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     adminServer,
     host.policy.admin.listen.host,
     host.policy.admin.listen.port,
+    'admin.listen',
   );
 
   let watcher: PolicyWatcher | null = null;

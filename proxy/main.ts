@@ -9,11 +9,12 @@ import { FloodgateError } from '../core/errors.js';
 import { createLogger, type Logger, logHasher } from '../core/logger.js';
 import { loadPolicyFile } from './config/load.js';
 import type { Policy } from './config/schema.js';
-import { listen, startControlPlane } from './control-plane.js';
+import { type ControlPlane, startControlPlane } from './control-plane.js';
 import type { ReloadResult } from './http/admin.js';
 import { clientSettingsFromEnv } from './http/client-settings.js';
 import { drainDataPlane } from './http/drain.js';
 import { DataPlane } from './http/server.js';
+import { listen } from './listen.js';
 import { ProxyMetrics } from './observability/metrics.js';
 import { observeBreakers } from './observability/observe-breakers.js';
 import { TransitionLog } from './observability/transition-log.js';
@@ -106,23 +107,33 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     hashId: logHasher(env.FLOODGATE_LOG_SECRET),
     client: clientSettingsFromEnv(env),
   });
-  const dataAddress = await listen(dataPlane.server, policy.listen.host, policy.listen.port);
-  const control = await startControlPlane({
-    configFile: o.configFile,
-    env: o.env,
-    watch: o.watch !== false,
-    watchDebounceMs: o.watchDebounceMs ?? 200,
-    logger,
-    clock,
-    metrics,
-    host,
-    breakers,
-    transitions,
-    apply: (next) => host.apply(next),
-    registry: () => Promise.resolve(metrics.registry),
-    serving: () => true,
-    degraded: () => host.store.degraded(),
-  });
+  let dataAddress: AddressInfo;
+  let control: ControlPlane;
+  try {
+    dataAddress = await listen(dataPlane.server, policy.listen.host, policy.listen.port, 'listen');
+    control = await startControlPlane({
+      configFile: o.configFile,
+      env: o.env,
+      watch: o.watch !== false,
+      watchDebounceMs: o.watchDebounceMs ?? 200,
+      logger,
+      clock,
+      metrics,
+      host,
+      breakers,
+      transitions,
+      apply: (next) => host.apply(next),
+      registry: () => Promise.resolve(metrics.registry),
+      serving: () => true,
+      degraded: () => host.store.degraded(),
+    });
+  } catch (err) {
+    // A listener that cannot bind (ListenError) ends the start; what was opened for it is released.
+    dataPlane.server.close();
+    await within(host.destroyPools(), CLOSE_STEP_MS);
+    await within(host.store.close(), CLOSE_STEP_MS);
+    throw err;
+  }
   metrics.reloads.inc({ result: 'success' });
   logger.info(
     { version: host.version, listen: dataAddress, admin: control.adminAddress, store: policy.store.type },

@@ -1,7 +1,10 @@
 // `floodgate model download NAME`: the download with a progress bar, and a plain answer on failure.
-import { join } from 'node:path';
+// `floodgate model tiny-test`: the generated offline model, written where the backend looks.
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { downloadModel, isModelDownloadError } from './download.js';
+import { buildTinyGgmlModel } from './tiny-model.js';
 
 export function defaultModelDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.DATA_DIR ?? '.data', 'models');
@@ -41,4 +44,30 @@ export async function runModelDownload(name: string, dir = defaultModelDir()): P
     process.stderr.write(`floodgate model download: ${message}\n`);
     return 1;
   }
+}
+
+/** The file `floodgate model tiny-test` writes under its directory. */
+export const TINY_TEST_MODEL_FILE = 'ggml-tiny-test.bin';
+
+/**
+ * Writes the tiny random-weight model (about 8 MB, no network) and says how to run a job with it. It
+ * transcribes audio into random words: enough to watch a job go through every stage, nothing more.
+ */
+export async function runTinyTestModel(dir = defaultModelDir()): Promise<number> {
+  const path = resolve(dir, TINY_TEST_MODEL_FILE);
+  try {
+    await mkdir(dir, { recursive: true });
+    // Written whole or not at all: the backend may be reading WHISPER_MODEL already.
+    const tmp = `${path}.${process.pid}.part`;
+    await writeFile(tmp, buildTinyGgmlModel());
+    await rename(tmp, path);
+  } catch (err) {
+    process.stderr.write(`floodgate model tiny-test: cannot write ${path}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(
+    `saved ${path} (random weights: transcripts are random words)\n` +
+      `run a job end to end with: WHISPER_MODEL=${path} WHISPER_FAST_DECODE=1 npm start\n`,
+  );
+  return 0;
 }
