@@ -3,6 +3,7 @@
 // module that does the work; nothing here is reachable from the hot path. The backend's commands import
 // it lazily, so the proxy runs on an install without the backend's packages (--omit=optional).
 import cluster from 'node:cluster';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../core/logger.js';
@@ -10,6 +11,7 @@ import { startCluster, WorkerStartError } from '../proxy/cluster/primary.js';
 import { runWorker } from '../proxy/cluster/worker.js';
 import { explainRequest, parseHeaderArg, summarizePolicy } from '../proxy/config/describe.js';
 import { loadPolicyFile } from '../proxy/config/load.js';
+import { canonicalIp } from '../proxy/http/client-ip.js';
 import { isListenError, listenFailureLine } from '../proxy/listen.js';
 import { DRAIN_MS, loadPolicyOrThrow, PolicyError, startProxy } from '../proxy/main.js';
 import { importBackend, packageJson } from './package.js';
@@ -137,22 +139,39 @@ const collect = (value: string, previous: Record<string, string>): Record<string
   return { ...previous, [h[0].toLowerCase()]: h[1] };
 };
 
+const clientAddress = (value: string): string => {
+  if (isIP(value) === 0) throw new InvalidArgumentError(`expected an IPv4 or IPv6 address, got '${value}'`);
+  return canonicalIp(value);
+};
+
 program
   .command('explain')
   .description('show the route, limits, key and upstream that apply to one request')
   .requiredOption('--config <file>', 'policy file')
   .option('-H, --header <header>', "a request header, 'Name: value' (repeatable)", collect, {})
+  .option(
+    '--ip <address>',
+    'the client address (as client_ip resolves it), to check the allowlist',
+    clientAddress,
+  )
   .argument('<method>')
   .argument('<path>')
-  .action(async (method: string, path: string, opts: { config: string; header: Record<string, string> }) => {
-    const r = await loadPolicyFile(opts.config);
-    if (!r.ok) {
-      for (const e of r.errors) process.stderr.write(e + '\n');
-      process.exitCode = 1;
-      return;
-    }
-    process.stdout.write(explainRequest(r.policy, { method, path, headers: opts.header }) + '\n');
-  });
+  .action(
+    async (
+      method: string,
+      path: string,
+      opts: { config: string; header: Record<string, string>; ip?: string },
+    ) => {
+      const r = await loadPolicyFile(opts.config);
+      if (!r.ok) {
+        for (const e of r.errors) process.stderr.write(e + '\n');
+        process.exitCode = 1;
+        return;
+      }
+      const request = { method, path, headers: opts.header, clientIp: opts.ip };
+      process.stdout.write(explainRequest(r.policy, request) + '\n');
+    },
+  );
 
 const model = program.command('model').description('manage whisper models');
 

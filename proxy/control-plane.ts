@@ -107,12 +107,16 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       o.onBreakerReset?.(name);
       return true;
     },
-    async limits(routeName, key) {
+    async limits(routeName, keys, plan) {
       const route = host.runtime.routes.get(routeName);
-      if (!route) return null;
-      if (!route.limits) return { route: routeName, key, windows: [] };
-      const info = await route.limits.limiter.getLimitInfo(route.limits.adminKey(key));
-      return { route: routeName, key, windows: info.windows };
+      if (!route) return { ok: false, status: 404, body: { error: 'Unknown route', route: routeName } };
+      const key = keys.length === 1 ? keys[0]! : [...keys];
+      if (!route.limits) return { ok: true, view: { route: routeName, key, plan: null, windows: [] } };
+      const target = route.limits.lookup(keys, plan);
+      if ('error' in target)
+        return { ok: false, status: 400, body: { error: target.error, route: routeName } };
+      const info = await target.plan.limiter.getLimitInfo(target.id);
+      return { ok: true, view: { route: routeName, key, plan: target.plan.value, windows: info.windows } };
     },
     config: () => ({
       version: host.version,

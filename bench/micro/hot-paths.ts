@@ -10,8 +10,9 @@ import type { IncomingMessage } from 'node:http';
 import { CircuitBreaker } from '../../core/breaker/circuit-breaker.js';
 import { ManualClock } from '../../core/clock.js';
 import { canonicalIp, compileTrustedProxies } from '../../proxy/http/client-ip.js';
+import { compileKey } from '../../proxy/http/limit-key.js';
+import { normalizeTarget } from '../../proxy/http/normalize-path.js';
 import { compileRoutes, type RouteMatchSpec } from '../../proxy/http/router.js';
-import { keyExtractor } from '../../proxy/http/runtime.js';
 import { limitHeaders, rateLimitPolicy } from '../../proxy/ratelimit/headers.js';
 import { validateWindows } from '../../proxy/ratelimit/limiter.js';
 import { MemoryRateLimitStore } from '../../proxy/ratelimit/memory-store.js';
@@ -92,7 +93,8 @@ function fakeRequests(kind: 'direct' | 'forwarded' | 'header'): IncomingMessage[
 
 function keyExtraction(kind: 'direct' | 'forwarded' | 'header'): MicroResult {
   const resolver = compileTrustedProxies(['127.0.0.1/32', '10.0.0.0/8']);
-  const keyOf = keyExtractor(kind === 'header' ? 'x-api-key' : null);
+  const keyOf = compileKey(kind === 'header' ? [{ type: 'header', name: 'x-api-key' }] : [{ type: 'ip' }]);
+  const target = normalizeTarget('/v1/users/42')!;
   const reqs = fakeRequests(kind);
   const label = {
     direct: 'key extraction: ip, untrusted peer',
@@ -111,7 +113,8 @@ function keyExtraction(kind: 'direct' | 'forwarded' | 'header'): MicroResult {
         const clientIp = resolver.trusts(peer)
           ? resolver.resolve(peer, req.headers['x-forwarded-for'])
           : peer;
-        len += keyOf(req, clientIp).length;
+        const id = keyOf(req, clientIp, target);
+        len += typeof id === 'string' ? id.length : 0;
       }
       return len;
     },

@@ -1,9 +1,20 @@
 // The text of `floodgate validate` (a short summary of a valid policy) and `floodgate explain` (what the
 // proxy would do with one request). Pure functions of the policy, so tests compare exact strings.
 import { redactUrl } from '../../core/redact-url.js';
-import { normalizeTarget } from '../http/normalize-path.js';
+import { compileAddressList } from '../http/client-ip.js';
+import { keyPartValues, type PartValue, singleIdentity } from '../http/limit-key.js';
+import { type NormalizedTarget, normalizeTarget } from '../http/normalize-path.js';
 import { compileRoutes } from '../http/router.js';
-import { formatDuration, formatSize, type Policy, type RouteLimits, type Upstream } from './schema.js';
+import type { WindowSpec } from '../ratelimit/store.js';
+import {
+  formatDuration,
+  formatSize,
+  type KeyPart,
+  keyPartText,
+  type Policy,
+  type RouteLimits,
+  type Upstream,
+} from './schema.js';
 
 /** Summary for `floodgate validate`: one line per route and per upstream. */
 export function summarizePolicy(file: string, policy: Policy): string {
@@ -42,6 +53,8 @@ export interface ExplainRequest {
   readonly path: string;
   /** Header names are case-insensitive. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** The client's address as client_ip would resolve it; unknown when absent. */
+  readonly clientIp?: string;
 }
 
 /** Text for `floodgate explain`: the route that matches, its limits and key, its upstream and breaker. */
@@ -62,15 +75,8 @@ export function explainRequest(policy: Policy, request: ExplainRequest): string 
     `${method} ${shown}`,
     `route: ${route.name} (routes[${index}]: ${route.match.pattern}, ${methods})`,
   ];
-  if (route.limits) {
-    const l = route.limits;
-    const windows = l.windows.map((w) => `${w.name} ${w.limit} per ${formatDuration(w.windowMs)}`).join(', ');
-    lines.push(`limits: ${windows} (${l.algorithm})`);
-    if (l.shadow) lines.push('shadow: yes, requests over the limit are counted and reported, never rejected');
-    lines.push(`key: ${keyText(l, request.headers ?? {})}`);
-  } else {
-    lines.push('limits: none, forwarded unlimited');
-  }
+  if (route.limits) lines.push(...limitsExplained(policy, route.limits, request, target));
+  else lines.push('limits: none, forwarded unlimited');
   lines.push(`max_body: ${route.maxBodyBytes === null ? 'unlimited' : formatSize(route.maxBodyBytes)}`);
   const upstream = policy.upstreams[route.upstream];
   if (upstream) lines.push(...upstreamText(upstream));
@@ -85,12 +91,140 @@ export function parseHeaderArg(arg: string): [name: string, value: string] | und
   return name ? [name, arg.slice(colon + 1).trim()] : undefined;
 }
 
-function keyText(limits: RouteLimits, headers: Readonly<Record<string, string>>): string {
-  if (limits.key.type === 'ip') return 'client ip';
-  const name = limits.key.name;
-  const value = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
-  // The data plane counts a request without the header (or with it empty) by client IP.
-  return value ? `header ${name} = ${value}` : `header ${name} (not sent, so counted by client ip)`;
+/** The limits one request gets: allowlisted, or its plan's windows; then how it is keyed. */
+function limitsExplained(
+  policy: Policy,
+  l: RouteLimits,
+  request: ExplainRequest,
+  target: NormalizedTarget,
+): string[] {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(request.headers ?? {})) headers[k.toLowerCase()] = v;
+  const values = keyPartValues(l.key, headers, target, request.clientIp ?? null);
+  const duplicate = l.key.findIndex((_p, i) => values[i]!.kind === 'duplicate');
+  const key = `key: ${keyText(l.key, values)}`;
+  if (duplicate >= 0) {
+    const part = l.key[duplicate] as KeyPart & { name: string };
+    return [
+      key,
+      `refused: more than one ${part.name} query parameter; the proxy answers 400 {"error":"Bad request"}`,
+    ];
+  }
+
+  const single = l.key.length === 1 ? l.key[0]! : null;
+  // The value a single-part key is counted by; null when it falls back to the ip or is the ip.
+  const v0 = values[0]!;
+  const singleValue =
+    single !== null && single.type !== 'ip' && v0.kind === 'value' && v0.value !== '' ? v0.value : null;
+  const allowed = allowlisted(policy, l, request.clientIp, singleValue);
+  if (allowed !== null) {
+    return [
+      `limits: none for this request, allowlisted (${allowed}): forwarded uncounted, without rate-limit headers`,
+      key,
+    ];
+  }
+
+  const { windows, plan } = planOf(l, headers, singleValue);
+  const lines = [`limits: ${windowsText(windows)} (${l.algorithm})`];
+  if (plan !== null) lines.push(`plan: ${plan}`);
+  if (l.shadow) lines.push('shadow: yes, requests over the limit are counted and reported, never rejected');
+  lines.push(key);
+  const ips = [...policy.allowlist.ips, ...(l.allowlist?.ips ?? [])];
+  if (ips.length > 0 && request.clientIp === undefined) {
+    lines.push(
+      `allowlist: clients in ${ips.map((c) => c.cidr).join(', ')} are never limited (give --ip to check one)`,
+    );
+  }
+  return lines;
+}
+
+/** Why the request is allowlisted, or null. */
+function allowlisted(
+  policy: Policy,
+  l: RouteLimits,
+  clientIp: string | undefined,
+  singleValue: string | null,
+): string | null {
+  if (clientIp !== undefined) {
+    const top = compileAddressList(policy.allowlist.ips.map((c) => c.cidr));
+    if (top?.(clientIp)) return `client ip ${clientIp} is in the top-level allowlist`;
+    const own = compileAddressList((l.allowlist?.ips ?? []).map((c) => c.cidr));
+    if (own?.(clientIp)) return `client ip ${clientIp} is in this route's allowlist`;
+  }
+  const keys = l.allowlist?.keys ?? [];
+  const part = l.key[0]!;
+  if (
+    singleValue !== null &&
+    keys.some((k) => singleIdentity(part, k) === singleIdentity(part, singleValue))
+  ) {
+    return `${keyPartText(part)} is in this route's allowlist keys`;
+  }
+  return null;
+}
+
+/** The windows the request is counted against, and which plan they are (null: the route has no plans). */
+function planOf(
+  l: RouteLimits,
+  headers: Readonly<Record<string, string>>,
+  singleValue: string | null,
+): { windows: readonly WindowSpec[]; plan: string | null } {
+  const plans = l.plans;
+  if (plans === null) return { windows: l.windows, plan: null };
+  const fallback = (why: string) => ({ windows: l.windows, plan: `default (${why})` });
+  if (plans.by.type === 'header') {
+    const name = plans.by.name;
+    const sent = headers[name];
+    if (sent === undefined) return fallback(`no ${name} header`);
+    const p = plans.values.find((x) => x.value === sent);
+    return p
+      ? { windows: p.windows, plan: `${p.value} (header ${name} = ${sent})` }
+      : fallback(`header ${name} = ${sent} is not a listed plan`);
+  }
+  const part = l.key[0]!;
+  if (singleValue === null) return fallback(`no ${keyPartText(part)} to choose a plan by`);
+  const id = singleIdentity(part, singleValue);
+  const p = plans.values.find((x) => singleIdentity(part, x.value) === id);
+  return p
+    ? { windows: p.windows, plan: `${p.value} (by the key's value)` }
+    : fallback("the key's value is not a listed plan");
+}
+
+function keyText(key: readonly KeyPart[], values: readonly PartValue[]): string {
+  if (key.length === 1) {
+    const part = key[0]!;
+    const v = values[0]!;
+    if (part.type === 'ip') return v.kind === 'value' ? `client ip ${v.value}` : 'client ip';
+    // The data plane counts a request without the header (or with it empty) by client IP.
+    if (part.type === 'header')
+      return v.kind === 'value' && v.value !== ''
+        ? `header ${part.name} = ${v.value}`
+        : `header ${part.name} (not sent, so counted by client ip)`;
+    return partText(part, v, 'so every request without it shares one count');
+  }
+  return `${key.map((p, i) => partText(p, values[i]!, 'counted as empty')).join(', ')} (counted per combination)`;
+}
+
+function partText(part: KeyPart, v: PartValue, absent: string): string {
+  switch (part.type) {
+    case 'ip':
+      return v.kind === 'value' ? `ip = ${v.value}` : 'ip = the client ip';
+    case 'header':
+      return v.kind === 'value'
+        ? `header ${part.name} = ${v.value}`
+        : `header ${part.name} (not sent, ${absent})`;
+    case 'path':
+      return v.kind === 'value' && v.value !== ''
+        ? `path:${part.segment} = ${v.value}`
+        : `path:${part.segment} (no such segment, ${absent})`;
+    case 'query':
+      return v.kind === 'value'
+        ? `query ${part.name} = ${v.value}`
+        : `query ${part.name} (not sent, ${absent})`;
+  }
+}
+
+function windowsText(windows: readonly WindowSpec[]): string {
+  return windows.map((w) => `${w.name} ${w.limit} per ${formatDuration(w.windowMs)}`).join(', ');
 }
 
 function upstreamText(u: Upstream): string[] {
@@ -115,10 +249,20 @@ function upstreamText(u: Upstream): string[] {
 }
 
 function limitsText(l: RouteLimits): string {
-  const key = l.key.type === 'ip' ? 'ip' : `header ${l.key.name}`;
+  const key = l.key.map((p) => (p.type === 'header' ? `header ${p.name}` : keyPartText(p))).join(' + ');
   const windows = l.windows.map((w) => `${w.name} ${w.limit}/${formatDuration(w.windowMs)}`).join(', ');
   const notes = [l.algorithm === 'sliding-log' ? '' : l.algorithm, l.shadow ? 'shadow' : ''].filter(Boolean);
-  return `per ${key}: ${windows}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
+  // Plan values and allowlisted keys may be API keys: only their number is shown.
+  const extra: string[] = [];
+  if (l.plans) {
+    const by = l.plans.by.type === 'key' ? 'key' : `header ${l.plans.by.name}`;
+    extra.push(`${plural(l.plans.values.length, 'plan')} by ${by}`);
+  }
+  if (l.allowlist) {
+    const n = l.allowlist.ips.length + l.allowlist.keys.length;
+    extra.push(`${plural(n, 'allowlist entry', 'allowlist entries')}`);
+  }
+  return `per ${key}: ${windows}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}${extra.map((e) => `, ${e}`).join('')}`;
 }
 
 function breakerShort(u: Upstream): string {
@@ -141,6 +285,6 @@ function address(a: Policy['listen']): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
+function plural(n: number, word: string, words = `${word}s`): string {
+  return `${n} ${n === 1 ? word : words}`;
 }

@@ -26,7 +26,7 @@ import {
 import type { z } from 'zod';
 import { redactUrl } from '../../core/redact-url.js';
 import { describeValue } from '../../core/units.js';
-import { POLICY_KEYS, type Policy, validatePolicyData } from './schema.js';
+import { POLICY_KEYS, type Policy, type Route, validatePolicyData } from './schema.js';
 import { stableStringify } from './section-hash.js';
 
 /** Far beyond any real policy (config/proxy.yaml is 3 KB), and parsed in well under a second. */
@@ -194,11 +194,33 @@ function notAPolicy(doc: Document): Problem | null {
  * A copy for GET /admin/config and logs: admin.token and any credential in store.url become "***".
  */
 export function redactPolicy(policy: Policy): Policy {
-  // Shares the untouched (frozen) sections; only the two that hold secrets are rebuilt.
+  // Shares the untouched (frozen) sections; only those that hold secrets are rebuilt.
   return {
     ...policy,
     admin: { ...policy.admin, token: policy.admin.token === null ? null : '***' },
     store: { ...policy.store, url: redactUrl(policy.store.url) },
+    routes: policy.routes.map(redactRouteKeys),
+  };
+}
+
+/**
+ * A route's allowlist keys and, when plans are chosen by the key, its plan values are values of its key:
+ * API keys, often. Each is shown as '***' (their number and windows stay visible); plan values chosen
+ * by a header (pro, free) are tier names and stay.
+ */
+function redactRouteKeys(route: Route): Route {
+  const l = route.limits;
+  if (l === null || (l.allowlist === null && l.plans?.by.type !== 'key')) return route;
+  return {
+    ...route,
+    limits: {
+      ...l,
+      allowlist: l.allowlist && { ...l.allowlist, keys: l.allowlist.keys.map(() => '***') },
+      plans:
+        l.plans && l.plans.by.type === 'key'
+          ? { ...l.plans, values: l.plans.values.map((p) => ({ ...p, value: '***' })) }
+          : l.plans,
+    },
   };
 }
 

@@ -97,19 +97,86 @@ export function parseWorkers(input: unknown): Parsed<number | 'auto'> {
   );
 }
 
-export type LimitKey = { type: 'ip' } | { type: 'header'; name: string };
+/** One part of a rate-limit key: what of a request it reads. */
+export type KeyPart =
+  | { readonly type: 'ip' }
+  | { readonly type: 'header'; readonly name: string }
+  /** The Nth segment (1-based) of the normalized path: /v1/users/42 → path:3 is 42. */
+  | { readonly type: 'path'; readonly segment: number }
+  /** A query parameter, by its decoded name. */
+  | { readonly type: 'query'; readonly name: string };
 
-/** 'ip' | 'header:<Name>' → the key a route's limits are counted by. */
-export function parseLimitKey(input: unknown): Parsed<LimitKey> {
-  const hint = 'expected ip or header:<Name> (e.g. header:X-API-Key)';
-  if (typeof input !== 'string') return fail(`${hint}, got ${describeValue(input)}`);
+/** A route's key: the parts a request is counted by, together (one part: as before composite keys). */
+export type LimitKey = readonly KeyPart[];
+
+/** Parts one key may combine; each costs every request of its route a lookup. */
+export const MAX_KEY_PARTS = 8;
+/** The deepest path segment a key may read. */
+export const MAX_PATH_SEGMENT = 64;
+
+const KEY_HINT =
+  'expected ip, header:<Name>, path:<N> or query:<name> (e.g. header:X-API-Key, path:3, query:user)';
+// Query names are compared decoded; these are the names that read the same in every framework.
+const QUERY_NAME_RE = /^[A-Za-z0-9_.~-]{1,128}$/;
+
+/** 'ip' | 'header:<Name>' | 'path:<N>' | 'query:<name>' → one part of a key. */
+export function parseKeyPart(input: unknown): Parsed<KeyPart> {
+  if (typeof input !== 'string') return fail(`${KEY_HINT}, got ${describeValue(input)}`);
   if (input === 'ip') return ok({ type: 'ip' });
-  const m = /^header:(.*)$/.exec(input);
-  if (!m) return fail(`${hint}, got ${JSON.stringify(input)}`);
-  const name = m[1]!.trim();
-  if (!TOKEN_RE.test(name))
-    return fail(`invalid header name ${JSON.stringify(name)} in key ${JSON.stringify(input)}`);
-  return ok({ type: 'header', name: name.toLowerCase() });
+  const colon = input.indexOf(':');
+  const kind = colon === -1 ? input : input.slice(0, colon);
+  const arg = colon === -1 ? '' : input.slice(colon + 1).trim();
+  switch (kind) {
+    case 'header':
+      if (!TOKEN_RE.test(arg))
+        return fail(`invalid header name ${JSON.stringify(arg)} in key ${JSON.stringify(input)}`);
+      return ok({ type: 'header', name: arg.toLowerCase() });
+    case 'path': {
+      const n = /^\d{1,3}$/.test(arg) ? Number(arg) : Number.NaN;
+      if (!(n >= 1 && n <= MAX_PATH_SEGMENT)) {
+        return fail(
+          `invalid path segment ${JSON.stringify(arg)} in key ${JSON.stringify(input)}: segments count from 1 ` +
+            `(/v1/users/42: path:3 is 42), up to ${MAX_PATH_SEGMENT}`,
+        );
+      }
+      return ok({ type: 'path', segment: n });
+    }
+    case 'query':
+      if (!QUERY_NAME_RE.test(arg)) {
+        return fail(
+          `invalid query parameter name ${JSON.stringify(arg)} in key ${JSON.stringify(input)}; use letters, digits, _ . ~ -`,
+        );
+      }
+      return ok({ type: 'query', name: arg });
+    default:
+      return fail(`unknown key part ${JSON.stringify(input)}; ${KEY_HINT}`);
+  }
+}
+
+/** A part as the policy spells it (header names lower-cased): 'ip', 'header:x-api-key', 'path:3'. */
+export function keyPartText(part: KeyPart): string {
+  switch (part.type) {
+    case 'ip':
+      return 'ip';
+    case 'header':
+      return `header:${part.name}`;
+    case 'path':
+      return `path:${part.segment}`;
+    case 'query':
+      return `query:${part.name}`;
+  }
+}
+
+/** How a route picks its plan: by a header's value, or by the value of the route's own (single-part) key. */
+export type PlanBy = { readonly type: 'key' } | { readonly type: 'header'; readonly name: string };
+
+export function parsePlanBy(input: unknown): Parsed<PlanBy> {
+  const hint = "expected key (the route's own key value) or header:<Name> (e.g. header:X-Plan)";
+  if (input === 'key') return ok({ type: 'key' });
+  const part = parseKeyPart(input);
+  if (part.ok && part.value.type === 'header') return ok(part.value);
+  if (!part.ok && typeof input === 'string' && input.startsWith('header:')) return part;
+  return fail(`${hint}, got ${describeValue(input)}`);
 }
 
 export interface RouteMatch {
@@ -213,26 +280,43 @@ const windowSchema = strict({
 const MAX_WINDOWS = 32;
 const HOUR_MS = DURATION_UNITS_MS.h;
 const DAY_MS = DURATION_UNITS_MS.d;
+/** Plans one route may list: each is a limiter of its own. */
+export const MAX_PLANS = 1_000;
+/** Entries one allowlist may hold. */
+export const MAX_ALLOWLIST = 1_000;
 
-const limitsSchema = strict({
-  key: parsedBy(parseLimitKey).default({ type: 'ip' }),
+type Issues = { issues: z.core.$ZodRawIssue[] };
+
+/** The window keys of a route's limits and of each of its plans, with one set of rules for both. */
+const windowFields = {
   hourly: count(1).optional(),
   daily: count(1).optional(),
   // Every window costs every request of the route some work (and Redis some state): a handful is plenty.
   windows: z.array(windowSchema).max(MAX_WINDOWS).optional(),
-  algorithm: z.enum(['sliding-log', 'sliding-counter']).default('sliding-log'),
-  shadow: z.boolean().default(false),
-}).transform((limits, ctx) => {
+};
+
+interface WindowFields {
+  hourly?: number | undefined;
+  daily?: number | undefined;
+  windows?: { name: string; limit: number; per: number }[] | undefined;
+}
+
+/**
+ * The windows `fields` declare (hourly, daily, then the extra windows from shortest to longest), or
+ * null after reporting what is wrong with them: no window at all (`none` says so), a duplicate name, a
+ * longer window that admits fewer requests than a shorter one.
+ */
+function windowsOf(fields: WindowFields, ctx: Issues, none: string): WindowSpec[] | null {
   const issuesBefore = ctx.issues.length;
   // Each window with the path of the YAML value its limit came from, for error positions.
   const windows: { spec: WindowSpec; at: (string | number)[] }[] = [];
-  if (limits.hourly !== undefined) {
-    windows.push({ spec: { name: 'hourly', limit: limits.hourly, windowMs: HOUR_MS }, at: ['hourly'] });
+  if (fields.hourly !== undefined) {
+    windows.push({ spec: { name: 'hourly', limit: fields.hourly, windowMs: HOUR_MS }, at: ['hourly'] });
   }
-  if (limits.daily !== undefined) {
-    windows.push({ spec: { name: 'daily', limit: limits.daily, windowMs: DAY_MS }, at: ['daily'] });
+  if (fields.daily !== undefined) {
+    windows.push({ spec: { name: 'daily', limit: fields.daily, windowMs: DAY_MS }, at: ['daily'] });
   }
-  const extra = (limits.windows ?? [])
+  const extra = (fields.windows ?? [])
     .map((w, i) => ({ spec: { name: w.name, limit: w.limit, windowMs: w.per }, at: ['windows', i, 'limit'] }))
     .sort((a, b) => a.spec.windowMs - b.spec.windowMs);
   const seen = new Set(windows.map((w) => w.spec.name));
@@ -249,13 +333,7 @@ const limitsSchema = strict({
     seen.add(w.spec.name);
     windows.push(w);
   }
-  if (windows.length === 0) {
-    ctx.issues.push({
-      code: 'custom',
-      message: 'limits need at least one window: hourly, daily or windows',
-      input: limits,
-    });
-  }
+  if (windows.length === 0) ctx.issues.push({ code: 'custom', message: none, input: fields });
   // A longer window that admits fewer requests makes the shorter one dead weight: almost always a typo.
   for (const long of windows) {
     const offending = windows
@@ -274,13 +352,171 @@ const limitsSchema = strict({
       });
     }
   }
-  if (ctx.issues.length > issuesBefore) return z.NEVER;
+  return ctx.issues.length > issuesBefore ? null : windows.map((w) => w.spec);
+}
+
+/** One key part, or a list of them (a composite key: counted per combination of their values). */
+const keySchema = z.unknown().transform((input, ctx): LimitKey => {
+  const issue = (message: string, path: number[] = []): typeof z.NEVER => {
+    ctx.issues.push({ code: 'custom', message, input, path });
+    return z.NEVER;
+  };
+  if (!Array.isArray(input)) {
+    const r = parseKeyPart(input);
+    return r.ok ? [r.value] : issue(r.error);
+  }
+  if (input.length === 0) return issue('a key needs at least one part; leave key out to count by ip');
+  if (input.length > MAX_KEY_PARTS)
+    return issue(`a key has at most ${MAX_KEY_PARTS} parts, got ${input.length}`);
+  const parts: KeyPart[] = [];
+  const first = new Map<string, number>();
+  for (const [i, item] of input.entries()) {
+    const r = parseKeyPart(item);
+    if (!r.ok) {
+      issue(r.error, [i]);
+      continue;
+    }
+    const text = keyPartText(r.value);
+    const earlier = first.get(text);
+    if (earlier !== undefined) issue(`duplicate key part ${text} (also key[${earlier}])`, [i]);
+    first.set(text, i);
+    parts.push(r.value);
+  }
+  return parts;
+});
+
+const planSchema = strict(windowFields).transform(
+  (p, ctx) => windowsOf(p, ctx, 'a plan needs at least one window: hourly, daily or windows') ?? z.NEVER,
+);
+
+/** Plan value → its windows, in the order written. Values are data (API keys even): each is kept as written. */
+const planValuesSchema = z.unknown().transform((input, ctx) => {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    ctx.issues.push({ code: 'invalid_type', expected: 'record', input });
+    return z.NEVER;
+  }
+  // Walked by hand rather than by z.record, which drops a "__proto__" key without a word.
+  const entries = Object.entries(input);
+  if (entries.length === 0) ctx.issues.push({ code: 'custom', message: 'needs at least one plan', input });
+  if (entries.length > MAX_PLANS)
+    ctx.issues.push({ code: 'custom', message: `at most ${MAX_PLANS} plans are allowed`, input });
+  const out: { value: string; windows: WindowSpec[] }[] = [];
+  for (const [value, raw] of entries) {
+    if (value === '') {
+      ctx.issues.push({
+        code: 'custom',
+        path: [value],
+        input: value,
+        message: 'a plan value cannot be empty',
+      });
+      continue;
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      ctx.issues.push({ code: 'invalid_type', expected: 'object', path: [value], input: raw });
+      continue;
+    }
+    const r = planSchema.safeParse(raw, { error: policyErrorMap });
+    if (r.success) out.push({ value, windows: r.data });
+    else {
+      for (const iss of r.error.issues)
+        ctx.issues.push({ ...iss, path: [value, ...iss.path] } as z.core.$ZodRawIssue);
+    }
+  }
+  return out;
+});
+
+const plansSchema = strict({
+  by: parsedBy(parsePlanBy),
+  values: planValuesSchema,
+});
+
+const ipsSchema = z
+  .array(parsedBy(parseCidr))
+  .max(MAX_ALLOWLIST, { error: `at most ${MAX_ALLOWLIST} entries are allowed` });
+
+/** Never limited on any route: addresses (the client's, as client_ip resolves it). */
+const topAllowlistSchema = strict({ ips: ipsSchema.default([]) });
+
+/** This route's own allowlist, besides the top-level one: addresses, and values of its key. */
+const routeAllowlistSchema = strict({
+  ips: ipsSchema.default([]),
+  // A key that is all digits reads as a YAML number; it is still a key.
+  keys: z
+    .array(
+      z.union([z.string(), z.number().transform(String)], {
+        error: (iss) => `expected a string, got ${describeValue(iss.input)}`,
+      }),
+    )
+    .max(MAX_ALLOWLIST, { error: `at most ${MAX_ALLOWLIST} entries are allowed` })
+    .default([]),
+}).superRefine((a, ctx) => {
+  a.keys.forEach((k, i) => {
+    if (k === '') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keys', i],
+        input: k,
+        message: 'an empty key would exempt every request that does not send one',
+      });
+    }
+  });
+});
+
+const limitsSchema = strict({
+  key: keySchema.default([{ type: 'ip' }]),
+  ...windowFields,
+  algorithm: z.enum(['sliding-log', 'sliding-counter']).default('sliding-log'),
+  shadow: z.boolean().default(false),
+  plans: plansSchema.optional(),
+  allowlist: routeAllowlistSchema.optional(),
+}).transform((limits, ctx) => {
+  const windows = windowsOf(limits, ctx, 'limits need at least one window: hourly, daily or windows');
+  const { key, plans, allowlist } = limits;
+  const single = key.length === 1 ? key[0]! : null;
+  const issue = (path: (string | number)[], input: unknown, message: string): void => {
+    ctx.issues.push({ code: 'custom', path, input, message });
+  };
+  if (plans?.by.type === 'key') {
+    if (single === null) {
+      issue(
+        ['plans', 'by'],
+        'key',
+        `by: key needs a single-part key, and this route's key has ${key.length} parts; choose the plan by a header (by: header:<Name>)`,
+      );
+    } else if (single.type === 'ip') {
+      issue(
+        ['plans', 'by'],
+        'key',
+        'by: key cannot choose a plan by the client ip; key the route by a header, path or query',
+      );
+    }
+  }
+  if (allowlist && allowlist.keys.length > 0) {
+    if (single === null) {
+      issue(
+        ['allowlist', 'keys'],
+        allowlist.keys,
+        `allowlist keys need a single-part key, and this route's key has ${key.length} parts; list addresses under ips`,
+      );
+    } else if (single.type === 'ip') {
+      issue(
+        ['allowlist', 'keys'],
+        allowlist.keys,
+        'this route is keyed by ip: list addresses under ips, not keys',
+      );
+    }
+  }
+  if (windows === null || ctx.issues.length > 0) return z.NEVER;
   return {
-    key: limits.key,
-    /** hourly, daily, then the extra windows from shortest to longest. */
-    windows: windows.map((w) => w.spec),
+    key,
+    /** The default plan's windows: hourly, daily, then the extra windows from shortest to longest. */
+    windows,
     algorithm: limits.algorithm,
     shadow: limits.shadow,
+    /** null: every request gets `windows`. */
+    plans: plans ?? null,
+    /** null: only the top-level allowlist applies. */
+    allowlist: allowlist && (allowlist.ips.length > 0 || allowlist.keys.length > 0) ? allowlist : null,
   };
 });
 
@@ -290,15 +526,31 @@ const routeSchema = strict({
   upstream: z.string(),
   max_body: size.optional(),
   limits: limitsSchema.optional(),
-}).transform((r) => ({
-  name: r.name,
-  match: r.match,
-  upstream: r.upstream,
-  /** null: unlimited. */
-  maxBodyBytes: r.max_body ?? null,
-  /** null: forwarded unlimited. */
-  limits: r.limits ?? null,
-}));
+})
+  .superRefine((r, ctx) => {
+    // An exact route's path has a fixed number of segments: a key reading past them always reads nothing.
+    if (!r.limits || r.match.prefix) return;
+    const segments = r.match.path.split('/').filter((s) => s !== '').length;
+    r.limits.key.forEach((part, i) => {
+      if (part.type === 'path' && part.segment > segments) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', 'key', ...(r.limits!.key.length > 1 ? [i] : [])],
+          input: keyPartText(part),
+          message: `path:${part.segment} reads past the end of ${r.match.pattern} (${segments} segment${segments === 1 ? '' : 's'}); every request would count under one empty part`,
+        });
+      }
+    });
+  })
+  .transform((r) => ({
+    name: r.name,
+    match: r.match,
+    upstream: r.upstream,
+    /** null: unlimited. */
+    maxBodyBytes: r.max_body ?? null,
+    /** null: forwarded unlimited. */
+    limits: r.limits ?? null,
+  }));
 
 const upstreamUrl = parsedBy((input): Parsed<string> => {
   const hint = 'expected the http(s) origin of the upstream (e.g. http://127.0.0.1:8000)';
@@ -445,6 +697,7 @@ const policyShape = {
   admin: adminSchema.prefault({}),
   store: storeSchema.prefault({}),
   client_ip: clientIpSchema.prefault({}),
+  allowlist: topAllowlistSchema.prefault({}),
   upstreams: z.record(name('upstream'), upstreamSchema),
   routes: z
     .array(routeSchema)
@@ -498,6 +751,8 @@ export const policySchema = strict(policyShape)
     admin: p.admin,
     store: p.store,
     clientIp: p.client_ip,
+    /** Addresses never limited on any route. */
+    allowlist: p.allowlist,
     upstreams: Object.fromEntries(Object.entries(p.upstreams).map(([n, u]) => [n, { name: n, ...u }])),
     /** In declaration order: the first matching route wins. */
     routes: p.routes,

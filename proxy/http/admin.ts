@@ -10,9 +10,17 @@ export type ReloadResult = { ok: true; version: number } | { ok: false; errors: 
 
 export interface LimitsView {
   route: string;
-  key: string;
+  /** The value given for a single-part key; one per part, in order, for a composite key. */
+  key: string | string[];
+  /** The plan whose windows these are: its value as the policy lists it, or null for the default windows. */
+  plan: string | null;
   windows: { name: string; limit: number; remaining: number; reset_at: number; retry_after: number }[];
 }
+
+/** /admin/limits' answer: the view, or why there is none (404: no such route; 400: a wrong query). */
+export type LimitsAnswer =
+  | { readonly ok: true; readonly view: LimitsView }
+  | { readonly ok: false; readonly status: 400 | 404; readonly body: Record<string, unknown> };
 
 export interface AdminApi {
   /** The bearer token /admin/* requires, or null when none is set. */
@@ -21,8 +29,12 @@ export interface AdminApi {
   clock?: Clock;
   breakers(): Record<string, unknown>;
   resetBreaker(name: string): boolean;
-  /** null when the route is unknown; a view with no windows when the route has no limits. */
-  limits(route: string, key: string): Promise<LimitsView | null>;
+  /**
+   * One identity's windows on a route, without counting: `keys` has one value per part of the route's
+   * key, `plan` names a plan chosen by header (null: the default, or the key's own plan). A route
+   * without limits answers a view with no windows.
+   */
+  limits(route: string, keys: readonly string[], plan: string | null): Promise<LimitsAnswer>;
   config(): { version: number; loaded_at: string; policy: unknown };
   reload(): Promise<ReloadResult>;
   readiness(): { ready: boolean; store: 'ok' | 'degraded' };
@@ -109,10 +121,13 @@ async function route(
     }
     if (method === 'GET' && path === '/admin/limits') {
       const routeName = url.searchParams.get('route');
-      const key = url.searchParams.get('key');
-      if (!routeName || key === null) return json(res, 400, { error: 'route and key are required' });
-      const view = await api.limits(routeName, key);
-      return view ? json(res, 200, view) : json(res, 404, { error: 'Unknown route', route: routeName });
+      // One key= per part of the route's key, in order; plan= at most once.
+      const keys = url.searchParams.getAll('key');
+      const plans = url.searchParams.getAll('plan');
+      if (!routeName || keys.length === 0) return json(res, 400, { error: 'route and key are required' });
+      if (plans.length > 1) return json(res, 400, { error: 'plan may be given once' });
+      const r = await api.limits(routeName, keys, plans[0] ?? null);
+      return r.ok ? json(res, 200, r.view) : json(res, r.status, r.body);
     }
     if (method === 'GET' && path === '/admin/config') return json(res, 200, api.config());
     if (method === 'POST' && path === '/admin/reload') {

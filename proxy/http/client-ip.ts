@@ -15,8 +15,9 @@ export function canonicalIp(ip: string): string {
   return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }
 
-export function compileTrustedProxies(cidrs: readonly string[]): ClientIpResolver {
-  if (cidrs.length === 0) return { trusts: () => false, resolve: (peer) => peer };
+/** Whether a canonical address is in `cidrs` (IPs or CIDR blocks, IPv4 or IPv6); null when the list is empty. */
+export function compileAddressList(cidrs: readonly string[]): ((ip: string) => boolean) | null {
+  if (cidrs.length === 0) return null;
   const list = new BlockList();
   for (const cidr of cidrs) {
     const [addr = '', bits] = cidr.split('/');
@@ -24,10 +25,15 @@ export function compileTrustedProxies(cidrs: readonly string[]): ClientIpResolve
     if (bits === undefined) list.addAddress(addr, type);
     else list.addSubnet(addr, Number(bits), type);
   }
-  const trusted = (ip: string): boolean => {
+  return (ip) => {
     if (isIPv4(ip)) return list.check(ip, 'ipv4');
     return isIPv6(ip) && list.check(ip, 'ipv6');
   };
+}
+
+export function compileTrustedProxies(cidrs: readonly string[]): ClientIpResolver {
+  const trusted = compileAddressList(cidrs);
+  if (trusted === null) return { trusts: () => false, resolve: (peer) => peer };
   return {
     trusts: trusted,
     resolve(peer, xff) {

@@ -3,16 +3,17 @@
 // per load; whatever the new policy leaves unchanged (pools, breakers, limiter counters) carries over.
 import { Pool } from 'undici';
 import type { BreakerSource } from '../../core/breaker/registry.js';
-import type { Policy, Route, RouteLimits, Upstream } from '../config/schema.js';
+import type { Policy, Upstream } from '../config/schema.js';
 import { sectionHash } from '../config/section-hash.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
-import { rateLimitPolicy } from '../ratelimit/headers.js';
-import { RateLimiter } from '../ratelimit/limiter.js';
 import type { RateLimitStore } from '../ratelimit/store.js';
-import { canonicalIp, compileTrustedProxies } from './client-ip.js';
-import { headerIdentity, ipIdentity } from './identity.js';
+import { compileTrustedProxies } from './client-ip.js';
+import { compileLimits } from './compile-limits.js';
+import { DEFAULT_SINGLETONS, singletonHeaders } from './request-headers.js';
 import { compileRoutes } from './router.js';
-import { keyExtractor, type RouteRuntime, type Runtime, type UpstreamRuntime } from './runtime.js';
+import type { RouteRuntime, Runtime, UpstreamRuntime } from './runtime.js';
+
+export { limiterScope } from './compile-limits.js';
 
 /** A pool and the hash of the settings it was made with (see poolHash). */
 export interface PoolEntry {
@@ -23,15 +24,6 @@ export interface PoolEntry {
 /** What a pool depends on: an upstream whose url and timeouts stay the same keeps its connections. */
 export function poolHash(u: Upstream): string {
   return sectionHash([u.url, u.timeouts]);
-}
-
-/**
- * The scope of a route's limiter keys. It carries a hash of the limits: an unchanged route keeps its
- * counters across a reload, a changed one starts afresh instead of misreading state kept for other
- * windows.
- */
-export function limiterScope(route: Route, limits: RouteLimits): string {
-  return `${route.name}:${sectionHash(limits).slice(0, 8)}`;
 }
 
 function newPool(u: Upstream): Pool {
@@ -99,28 +91,14 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
   const routes = new Map<string, RouteRuntime>();
   const table = p.routes.map((r) => {
     const upstream = upstreams.get(r.upstream)!;
-    const limits = r.limits;
+    const limits = r.limits && compileLimits(r, r.limits, p, i.store);
     const rt: RouteRuntime = {
       name: r.name,
       upstream,
       duration: i.metrics.durationHandle(r.name, upstream.name),
       maxBody: r.maxBodyBytes ?? Number.POSITIVE_INFINITY,
-      limits: limits && {
-        limiter: new RateLimiter({
-          store: i.store,
-          windows: limits.windows,
-          algorithm: limits.algorithm,
-          scope: limiterScope(r, limits),
-        }),
-        keyHeader: limits.key.type === 'header' ? limits.key.name : null,
-        keyOf: keyExtractor(limits.key.type === 'header' ? limits.key.name : null),
-        adminKey:
-          limits.key.type === 'header'
-            ? headerIdentity
-            : (id: string) => ipIdentity(canonicalIp(id), p.clientIp.ipv6Prefix),
-        shadow: limits.shadow,
-        policyHeader: rateLimitPolicy(limits.windows),
-      },
+      singletons: limits && limits.headers.length > 0 ? singletonHeaders(limits.headers) : DEFAULT_SINGLETONS,
+      limits,
     };
     routes.set(r.name, rt);
     return { match: r.match, rt };

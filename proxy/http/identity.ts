@@ -8,6 +8,30 @@ export function headerIdentity(value: string): string {
   return 'h:' + value;
 }
 
+/** A path segment as limit-key.ts reads it (normalized and decoded). */
+export function pathIdentity(segment: string): string {
+  return 'p:' + segment;
+}
+
+/** A query parameter's decoded value ('' when absent). */
+export function queryIdentity(value: string): string {
+  return 'q:' + value;
+}
+
+/**
+ * Several parts counted together, each written as its length, ':', then itself. A client picks
+ * header and query values, so a separator could be sent inside one ("a|b" + "c" against "a" + "b|c");
+ * a length prefix cannot be: the digits before the first ':' say where the part ends, so two different
+ * tuples never give one identity. Lengths count UTF-16 units, and the limiter hashes the UTF-8 bytes:
+ * the parts are latin1 (headers, path bytes) or well-formed Unicode (decoded query values, invalid
+ * UTF-8 already replaced with U+FFFD), so that encoding is one-to-one too.
+ */
+export function compositeIdentity(parts: readonly string[]): string {
+  let id = 'k';
+  for (const part of parts) id += part.length + ':' + part;
+  return id;
+}
+
 /** `ip` must be canonical (client-ip.ts): IPv4-mapped IPv6 addresses arrive as plain IPv4. */
 export function ipIdentity(ip: string, ipv6Prefix: number): string {
   if (!isIPv6(ip) || ipv6Prefix >= 128) return 'ip:' + ip;

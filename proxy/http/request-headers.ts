@@ -4,8 +4,8 @@
 // take that for an upstream failure):
 // - a second Host, Content-Length, Content-Type or Authorization: upstreams disagree on which copy
 //   wins, and undici refuses to send two Hosts;
-// - a second copy of the header a route's limits are keyed by: counted under "a, b" while the
-//   upstream reads "a", it would be a fresh quota;
+// - a second copy of a header the route's limits read (a key part, the plan header): counted under
+//   "a, b" while the upstream reads "a", it would be a fresh quota, or a plan the upstream never sees;
 // - more than `maxHeaders` headers: a Node upstream keeps only the first ~1,000 lines, so padding
 //   would push out the headers the proxy adds (X-Forwarded-For, X-Request-Id).
 // Dropped on the way: hop-by-hop headers and those the Connection header names (never Host or
@@ -50,13 +50,22 @@ const OWN = new Set([
   'x-request-id',
 ]);
 
-/** Headers that may appear once, each with its bit in a per-request mask (no allocation per request). */
-const SINGLETONS = new Map([
-  ['host', 1],
-  ['content-length', 2],
-  ['content-type', 4],
-  ['authorization', 8],
-]);
+/** Headers a request may carry once, each with its bit in a per-request mask (no allocation per request). */
+export type SingletonHeaders = ReadonlyMap<string, number>;
+
+/** Every request's singletons; a route adds the headers its limits read (singletonHeaders). */
+const FIXED_SINGLETONS = ['host', 'content-length', 'content-type', 'authorization'];
+
+/** The fixed singletons plus a route's own (lower-cased names), built once per route at compile time. */
+export function singletonHeaders(route: readonly string[]): SingletonHeaders {
+  const names = [...new Set([...FIXED_SINGLETONS, ...route])];
+  // One bit each in a 32-bit mask; a route's key has at most a handful of header parts.
+  if (names.length > 31) throw new RangeError(`at most 31 singleton headers, got ${names.length}`);
+  return new Map(names.map((name, i) => [name, 1 << i]));
+}
+
+/** For a route whose limits read no header. */
+export const DEFAULT_SINGLETONS: SingletonHeaders = singletonHeaders([]);
 
 /** Headers a Connection token may not remove: they carry the request's target and framing. */
 const PINNED = new Set(['host', 'content-length']);
@@ -76,12 +85,12 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 
 /**
  * The headers to send upstream as a flat [name, value, …] list (cheaper for undici than an object),
- * or why the request must be refused. `keyHeader` is the lower-cased header the route's limits are
- * keyed by, if any; `skipHost` drops the client's Host (an absolute-form target supplies it).
+ * or why the request must be refused. `singletons` are the headers the request may carry once (the
+ * route's, from singletonHeaders); `skipHost` drops the client's Host (an absolute-form target supplies it).
  */
 export function checkRequestHeaders(
   req: IncomingMessage,
-  keyHeader: string | null,
+  singletons: SingletonHeaders,
   skipHost: boolean,
   rules: HeaderRules,
 ): CheckedHeaders {
@@ -91,18 +100,13 @@ export function checkRequestHeaders(
   }
   const extra = connectionTokens(req.headers.connection);
   let seen = 0;
-  let keySeen = false;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    const bit = SINGLETONS.get(name);
+    const bit = singletons.get(name);
     if (bit !== undefined) {
       if ((seen & bit) !== 0) return duplicate(raw[i]!);
       seen |= bit;
-    }
-    if (name === keyHeader) {
-      if (keySeen) return duplicate(raw[i]!);
-      keySeen = true;
     }
     if (HOP_BY_HOP.has(name) || OWN.has(name) || extra?.has(name)) continue;
     if (!rules.underscores && name.includes('_')) continue;

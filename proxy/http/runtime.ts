@@ -1,11 +1,12 @@
 // A policy compiled for the hot path: everything a request needs is looked up or built here
 // once per (re)load, so serving a request is lookups and one store round trip.
-import type { IncomingMessage } from 'node:http';
 import type { Breaker } from '../../core/breaker/circuit-breaker.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
+import type { WindowSpec } from '../ratelimit/store.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
-import { headerIdentity } from './identity.js';
+import type { KeyOf, KeySource } from './limit-key.js';
+import type { SingletonHeaders } from './request-headers.js';
 
 export interface UpstreamRuntime {
   readonly name: string;
@@ -14,16 +15,35 @@ export interface UpstreamRuntime {
   readonly breaker: Breaker;
 }
 
-export interface RouteLimits {
+/** One plan of a route: its own windows, counted by a limiter of its own. */
+export interface PlanRuntime {
+  /** The plan value as written in the policy, or null for the default windows. Never logged. */
+  readonly value: string | null;
   readonly limiter: RateLimiter;
-  /** The lower-cased header the limits are keyed by, or null when keyed by IP. */
-  readonly keyHeader: string | null;
-  /** The identity to count under: the header's value, or the client's IP identity when it is absent. */
-  readonly keyOf: (req: IncomingMessage, ipKey: string) => string;
-  /** The key /admin/limits looks up for a raw IP or header value. */
-  readonly adminKey: (id: string) => string;
-  readonly shadow: boolean;
+  readonly windows: readonly WindowSpec[];
+  /** The RateLimit-Policy header of its windows, built once. */
   readonly policyHeader: string;
+}
+
+export interface RouteLimits {
+  /** The identity a request counts under, or why its key cannot be read (400). */
+  readonly keyOf: KeyOf;
+  /** Lower-cased headers the key and the plan read: a request may carry each once (request-headers.ts). */
+  readonly headers: readonly string[];
+  /** The default plan: every request when the route has no plans, and those whose plan is not listed. */
+  readonly plan: PlanRuntime;
+  /** The plan of a request with identity `id`; null when there is only the default. */
+  readonly planOf: ((req: KeySource, id: string) => PlanRuntime) | null;
+  /** Whether a client address is exempt (the top-level and the route's allowlist); null when none is. */
+  readonly allowIp: ((ip: string) => boolean) | null;
+  /** Identities exempt by the route's allowlist keys; null when it lists none. */
+  readonly allowIds: ReadonlySet<string> | null;
+  readonly shadow: boolean;
+  /** What /admin/limits reads: one value per key part, and the plan a header would name (or null). */
+  lookup(
+    values: readonly string[],
+    plan: string | null,
+  ): { readonly id: string; readonly plan: PlanRuntime } | { readonly error: string };
 }
 
 export interface RouteRuntime {
@@ -31,6 +51,8 @@ export interface RouteRuntime {
   readonly duration: { observe(seconds: number): void };
   readonly upstream: UpstreamRuntime;
   readonly maxBody: number;
+  /** Headers a request to this route may carry at most once (request-headers.ts). */
+  readonly singletons: SingletonHeaders;
   readonly limits: RouteLimits | null;
 }
 
@@ -44,15 +66,4 @@ export interface Runtime {
   /** IPv6 clients are counted by this many leading bits of their address (identity.ts). */
   readonly ipv6Prefix: number;
   readonly storeDenies: boolean;
-}
-
-/** The identity under which a route keyed by `header` (null: by IP) counts a request. */
-export function keyExtractor(header: string | null): (req: IncomingMessage, ipKey: string) => string {
-  if (header === null) return (_req, ipKey) => ipKey;
-  return (req, ipKey) => {
-    const value = req.headers[header];
-    // A second copy of the header was refused before this (request-headers.ts), so this is a string.
-    if (typeof value === 'string' && value !== '') return headerIdentity(value);
-    return ipKey;
-  };
 }

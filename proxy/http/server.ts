@@ -31,7 +31,7 @@ import { ipIdentity } from './identity.js';
 import { type NormalizedTarget, normalizeTarget } from './normalize-path.js';
 import { readBody } from './request-body.js';
 import { checkRequestHeaders } from './request-headers.js';
-import type { RouteRuntime, Runtime } from './runtime.js';
+import type { PlanRuntime, RouteRuntime, Runtime } from './runtime.js';
 
 /** What metrics record for a request whose client went away before it was answered (nginx's 499). */
 const CLIENT_CLOSED = 499;
@@ -185,22 +185,26 @@ export class DataPlane {
     if (declared !== undefined && Number(declared) > route.maxBody) {
       return { pass: false, route, code: 'payload_too_large', extra: { max_body: route.maxBody } };
     }
-    const checked = checkRequestHeaders(
-      req,
-      route.limits?.keyHeader ?? null,
-      target.authority !== null,
-      this.d.client,
-    );
+    const checked = checkRequestHeaders(req, route.singletons, target.authority !== null, this.d.client);
     if (!checked.ok) return { pass: false, route, code: checked.code, extra: { detail: checked.detail } };
 
     const peer = this.peerOf(req, rt);
     const clientIp = peer.trusted
       ? rt.clientIp.resolve(peer.peer, req.headers['x-forwarded-for'])
       : peer.peer;
-    if (route.limits === null)
+    const limits = route.limits;
+    if (limits === null) return this.admitted(req, route, target, checked.headers, peer, clientIp, null);
+    const id = limits.keyOf(req, peer.trusted ? ipIdentity(clientIp, rt.ipv6Prefix) : peer.ipKey, target);
+    // A key that cannot be read without ambiguity (a repeated query parameter) costs no quota.
+    if (typeof id !== 'string')
+      return { pass: false, route, code: 'bad_request', extra: { detail: id.refused } };
+    // Allowlisted: forwarded uncounted, and without rate-limit headers (there is no limit to report).
+    if (limits.allowIp?.(clientIp) || limits.allowIds?.has(id)) {
+      this.d.metrics.countDecision(route.name, 'allowlisted');
       return this.admitted(req, route, target, checked.headers, peer, clientIp, null);
-    const id = peer.trusted ? ipIdentity(clientIp, rt.ipv6Prefix) : peer.ipKey;
-    return this.limit(rt, route, req, id).then((limited) =>
+    }
+    const plan = limits.planOf === null ? limits.plan : limits.planOf(req, id);
+    return this.limit(rt, route, plan, id).then((limited) =>
       limited.pass === false
         ? limited
         : this.admitted(req, route, target, checked.headers, peer, clientIp, limited.headers),
@@ -240,24 +244,23 @@ export class DataPlane {
     return { pass: true, route, path: target.forwardPath, headers: out, limitHeaders: headers };
   }
 
-  /** Applies the route's limits: the headers to add when the request may pass, or the refusal. */
+  /** Counts `id` against its plan's windows: the headers to add when the request may pass, or the refusal. */
   private async limit(
     rt: Runtime,
     route: RouteRuntime,
-    req: IncomingMessage,
-    ipKey: string,
+    plan: PlanRuntime,
+    id: string,
   ): Promise<{ pass: true; headers: Record<string, string> | null } | (Verdict & { pass: false })> {
     const limits = route.limits!;
-    const id = limits.keyOf(req, ipKey);
     let decision: Decision;
     try {
-      decision = await limits.limiter.check(id);
+      decision = await plan.limiter.check(id);
     } catch (err) {
       if (!isStoreUnavailable(err)) throw err;
       if (!rt.storeDenies) return { pass: true, headers: null };
       return { pass: false, route, code: 'store_unavailable', headers: { 'retry-after': '1' } };
     }
-    const headers = limitHeaders(limits.policyHeader, decision);
+    const headers = limitHeaders(plan.policyHeader, decision);
     if (decision.allowed) {
       this.d.metrics.countDecision(route.name, 'allowed');
       return { pass: true, headers };

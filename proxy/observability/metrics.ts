@@ -6,7 +6,7 @@ import { BreakerMetrics } from '../../core/breaker-metrics.js';
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
 
-export type Decision = 'allowed' | 'limited' | 'shadow_limited';
+export type Decision = 'allowed' | 'limited' | 'shadow_limited' | 'allowlisted';
 
 export class ProxyMetrics {
   readonly registry = new Registry();

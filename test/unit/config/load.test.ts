@@ -74,7 +74,7 @@ describe('example policies', () => {
     const byName = Object.fromEntries(policy.routes.map((r) => [r.name, r]));
     expect(byName.health!.limits).toBeNull();
     expect(byName.search!.limits).toEqual({
-      key: { type: 'header', name: 'x-api-key' },
+      key: [{ type: 'header', name: 'x-api-key' }],
       windows: [
         { name: 'hourly', limit: 1000, windowMs: 3_600_000 },
         { name: 'daily', limit: 10_000, windowMs: 86_400_000 },
@@ -83,6 +83,8 @@ describe('example policies', () => {
       ],
       algorithm: 'sliding-log',
       shadow: false,
+      plans: null,
+      allowlist: null,
     });
     expect(byName.reports!.limits!.shadow).toBe(true);
     expect(byName.uploads!.limits!.algorithm).toBe('sliding-counter');
@@ -115,6 +117,7 @@ describe('defaults', () => {
         refusalCache: false,
       },
       clientIp: { trustedProxies: [], ipv6Prefix: 64 },
+      allowlist: { ips: [] },
       upstreams: {
         backend: {
           name: 'backend',
@@ -145,10 +148,12 @@ describe('defaults', () => {
   it('limits default to the client ip, sliding-log and enforcing', () => {
     const text = MINIMAL.replace('upstream: backend', 'upstream: backend\n    limits: { daily: 10 }');
     expect(valid(parsePolicy(text, 'p.yaml', {})).routes[0]!.limits).toEqual({
-      key: { type: 'ip' },
+      key: [{ type: 'ip' }],
       windows: [{ name: 'daily', limit: 10, windowMs: 86_400_000 }],
       algorithm: 'sliding-log',
       shadow: false,
+      plans: null,
+      allowlist: null,
     });
   });
 
@@ -207,7 +212,7 @@ routes:
       methods: ['POST', 'PUT'],
     });
     expect(r1!.maxBodyBytes).toBe(512 * 1024);
-    expect(r1!.limits!.key).toEqual({ type: 'header', name: 'x-api-key' });
+    expect(r1!.limits!.key).toEqual([{ type: 'header', name: 'x-api-key' }]);
     expect(r2!.maxBodyBytes).toBe(1000);
     expect(r3!.maxBodyBytes).toBe(1024 ** 3);
   });
@@ -516,7 +521,7 @@ describe('hostile policy files', () => {
     const found = errors(parsePolicy(unknownKeys(500), 'p.yaml', {}));
     expect(found).toHaveLength(21);
     expect(found[0]).toBe(
-      'p.yaml:8:1: unknown key "x0" (allowed: version, listen, workers, admin, store, client_ip, upstreams, routes)',
+      'p.yaml:8:1: unknown key "x0" (allowed: version, listen, workers, admin, store, client_ip, allowlist, upstreams, routes)',
     );
     expect(found[19]).toMatch(/^p\.yaml:27:1: unknown key "x19" /);
     expect(found[20]).toBe('p.yaml:28:1: … and 480 more errors');
@@ -557,7 +562,7 @@ describe('hostile policy files', () => {
       await symlink(join(dir, 'shadow'), join(dir, 'policy.yaml'));
       const found = errors(await loadPolicyFile(join(dir, 'policy.yaml'), {}));
       expect(found).toEqual([
-        `${join(dir, 'policy.yaml')}:1:1: not a floodgate policy: none of its top-level keys is one of version, listen, workers, admin, store, client_ip, upstreams, routes`,
+        `${join(dir, 'policy.yaml')}:1:1: not a floodgate policy: none of its top-level keys is one of version, listen, workers, admin, store, client_ip, allowlist, upstreams, routes`,
       ]);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -565,7 +570,7 @@ describe('hostile policy files', () => {
     // Text that reads as one long string (a passwd file, folded) is described, not quoted.
     const passwd = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n';
     expect(errors(parsePolicy(passwd, 'p.yaml', {}))).toEqual([
-      'p.yaml:1:1: a policy is a map of keys (version, listen, workers, admin, store, client_ip, upstreams, routes), not text',
+      'p.yaml:1:1: a policy is a map of keys (version, listen, workers, admin, store, client_ip, allowlist, upstreams, routes), not text',
     ]);
   });
 
@@ -573,7 +578,7 @@ describe('hostile policy files', () => {
     const long = `k${'e'.repeat(200)}`;
     const found = errors(parsePolicy(`${MINIMAL}${long}: 1\n`, 'p.yaml', {}));
     expect(found).toEqual([
-      `p.yaml:8:1: unknown key "k${'e'.repeat(38)}…" (allowed: version, listen, workers, admin, store, client_ip, upstreams, routes)`,
+      `p.yaml:8:1: unknown key "k${'e'.repeat(38)}…" (allowed: version, listen, workers, admin, store, client_ip, allowlist, upstreams, routes)`,
     ]);
     // The parser quotes the rest of a block scalar's header line.
     const header = errors(parsePolicy(`${MINIMAL}store: |x${'y'.repeat(300)}\n  text\n`, 'p.yaml', {}));

@@ -2,7 +2,12 @@
 // proxy-owned headers dropped, the admin cookie stripped.
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { checkRequestHeaders, type HeaderRules } from '../../../proxy/http/request-headers.js';
+import {
+  checkRequestHeaders,
+  DEFAULT_SINGLETONS,
+  type HeaderRules,
+  singletonHeaders,
+} from '../../../proxy/http/request-headers.js';
 
 const RULES: HeaderRules = { maxHeaders: 100, underscores: false };
 
@@ -15,8 +20,12 @@ function req(...raw: string[]): IncomingMessage {
   return { rawHeaders: raw, headers } as unknown as IncomingMessage;
 }
 
+/** The singletons of a route whose limits read `headers` (none: DEFAULT_SINGLETONS). */
+const only = (...headers: string[]) =>
+  headers.length === 0 ? DEFAULT_SINGLETONS : singletonHeaders(headers);
+
 function forwarded(r: IncomingMessage, keyHeader: string | null = null, skipHost = false, rules = RULES) {
-  const out = checkRequestHeaders(r, keyHeader, skipHost, rules);
+  const out = checkRequestHeaders(r, keyHeader === null ? only() : only(keyHeader), skipHost, rules);
   if (!out.ok) throw new Error(`refused: ${out.detail}`);
   return out.headers;
 }
@@ -36,7 +45,7 @@ describe('checkRequestHeaders', () => {
   it.each(['Host', 'Content-Length', 'Content-Type', 'Authorization'])('refuses a second %s', (name) => {
     const out = checkRequestHeaders(
       req(name, '1', 'X-Other', 'x', name.toLowerCase(), '2'),
-      null,
+      only(),
       false,
       RULES,
     );
@@ -45,7 +54,7 @@ describe('checkRequestHeaders', () => {
 
   it('refuses a second copy of the key header but forwards both copies of another', () => {
     const twoKeys = req('X-Api-Key', 'a', 'x-api-key', 'b');
-    expect(checkRequestHeaders(twoKeys, 'x-api-key', false, RULES)).toMatchObject({
+    expect(checkRequestHeaders(twoKeys, only('x-api-key'), false, RULES)).toMatchObject({
       ok: false,
       code: 'bad_request',
     });
@@ -60,10 +69,40 @@ describe('checkRequestHeaders', () => {
     ]);
   });
 
+  it("refuses a second copy of any header in a route's list (key parts, plan header), and only those", () => {
+    const route = only('x-api-key', 'x-plan');
+    for (const raw of [
+      ['X-Plan', 'pro', 'x-plan', 'free'],
+      ['X-Api-Key', 'a', 'X-Plan', 'pro', 'X-API-KEY', 'b'],
+    ]) {
+      expect(checkRequestHeaders(req(...raw), route, false, RULES)).toMatchObject({
+        ok: false,
+        code: 'bad_request',
+        detail: `more than one ${raw.at(-2)} header`,
+      });
+    }
+    expect(
+      checkRequestHeaders(
+        req('X-Plan', 'pro', 'X-Api-Key', 'a', 'X-Tier', '1', 'x-tier', '2'),
+        route,
+        false,
+        RULES,
+      ),
+    ).toMatchObject({ ok: true });
+    // The fixed singletons stay singletons whatever a route adds, and a name listed twice is one.
+    const twice = only('x-plan', 'x-plan', 'host');
+    expect(checkRequestHeaders(req('Host', 'a', 'Host', 'b'), twice, false, RULES)).toMatchObject({
+      ok: false,
+    });
+    expect(checkRequestHeaders(req('X-Plan', 'a', 'X-Plan', 'b'), twice, false, RULES)).toMatchObject({
+      ok: false,
+    });
+  });
+
   it('refuses more than maxHeaders lines', () => {
     const rules = { maxHeaders: 2, underscores: false };
     expect(forwarded(req('A', '1', 'B', '2'), null, false, rules)).toHaveLength(4);
-    expect(checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), null, false, rules)).toMatchObject({
+    expect(checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), only(), false, rules)).toMatchObject({
       ok: false,
       code: 'headers_too_large',
     });
