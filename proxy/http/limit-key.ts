@@ -18,7 +18,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { KeyPart, LimitKey } from '../config/schema.js';
 import { canonicalIp } from './client-ip.js';
 import { compositeIdentity, headerIdentity, ipIdentity, pathIdentity, queryIdentity } from './identity.js';
-import type { NormalizedTarget } from './normalize-path.js';
+import { decodeUnreserved, type NormalizedTarget } from './normalize-path.js';
 
 /** Why a request's key cannot be read without ambiguity: the client's fault, answered 400. */
 export interface KeyRefusal {
@@ -146,11 +146,12 @@ function decodeEscapes(segment: string): string {
 }
 
 /**
- * A segment as a policy writes it (an allowlist key, a plan value) in the form the data plane reads:
- * ASCII lower-cased, non-ASCII as its UTF-8 bytes, escapes decoded. 'ABC', 'abc' and '%41bc' are one.
+ * A segment as a policy or an admin writes it (an allowlist key, a plan value, /admin/limits' key) in
+ * the form the data plane reads: unreserved escapes decoded, then ASCII lower-cased (as routing does),
+ * non-ASCII as its UTF-8 bytes, the other escapes decoded. 'ABC', 'abc' and '%41bc' are one.
  */
 export function pathSegmentOf(written: string): string {
-  const lower = written.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+  const lower = decodeUnreserved(written).replace(/[A-Z]+/g, (s) => s.toLowerCase());
   return decodeEscapes(Buffer.from(lower, 'utf8').toString('latin1'));
 }
 

@@ -15,6 +15,11 @@ const NEEDS_WORK = /%|\/\/|\/\.|[A-Z]|\\|;|.\/$/;
 // else stays encoded.
 const UNRESERVED = /%(4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
 
+/** Decodes the escapes of unreserved characters (%41 → A), as matching does; the rest stay encoded. */
+export function decodeUnreserved(text: string): string {
+  return text.replace(UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)));
+}
+
 // An encoded slash or backslash is a separator to an upstream that decodes before it splits the
 // path, and plain text to one that does not: /open/..%2Flimited is /limited to the first. Routing
 // cannot know which reading the upstream takes, so such a path is refused rather than guessed at
@@ -45,9 +50,7 @@ export function normalizeTarget(url: string): NormalizedTarget | null {
   const rawPath = q === -1 ? url : url.slice(0, q);
   if (!NEEDS_WORK.test(rawPath)) return { matchPath: rawPath, forwardPath: url, authority: null };
   if (ENCODED_SEPARATOR.test(rawPath)) return null;
-  const decoded = rawPath
-    .replace(UNRESERVED, (m) => String.fromCharCode(Number.parseInt(m.slice(1), 16)))
-    .replace(/\\/g, '/');
+  const decoded = decodeUnreserved(rawPath).replace(/\\/g, '/');
   const forward: string[] = [];
   const match: string[] = [];
   for (const seg of decoded.split('/')) {
