@@ -443,23 +443,14 @@ const routeAllowlistSchema = strict({
   // A key that is all digits reads as a YAML number; it is still a key.
   keys: z
     .array(
-      z.union([z.string(), z.number().transform(String)], {
-        error: (iss) => `expected a string, got ${describeValue(iss.input)}`,
-      }),
+      z
+        .union([z.string(), z.number().transform(String)], {
+          error: (iss) => `expected a string, got ${describeValue(iss.input)}`,
+        })
+        .refine((k) => k !== '', { error: 'an empty key would exempt every request that does not send one' }),
     )
     .max(MAX_ALLOWLIST, { error: `at most ${MAX_ALLOWLIST} entries are allowed` })
     .default([]),
-}).superRefine((a, ctx) => {
-  a.keys.forEach((k, i) => {
-    if (k === '') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['keys', i],
-        input: k,
-        message: 'an empty key would exempt every request that does not send one',
-      });
-    }
-  });
 });
 
 const limitsSchema = strict({

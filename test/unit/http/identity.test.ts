@@ -1,6 +1,12 @@
 // Identities are namespaced by kind, and an IPv6 client is counted by its network prefix.
 import { describe, expect, it } from 'vitest';
-import { headerIdentity, ipIdentity } from '../../../proxy/http/identity.js';
+import {
+  compositeIdentity,
+  headerIdentity,
+  ipIdentity,
+  pathIdentity,
+  queryIdentity,
+} from '../../../proxy/http/identity.js';
 
 describe('ipIdentity', () => {
   it('keeps an IPv4 address as it is', () => {
@@ -46,5 +52,69 @@ describe('headerIdentity', () => {
     expect(headerIdentity('1.2.3.4')).not.toBe(ipIdentity('1.2.3.4', 64));
     expect(headerIdentity('ip:1.2.3.4')).not.toBe(ipIdentity('1.2.3.4', 64));
     expect(headerIdentity('ip:1.2.3.4').startsWith('ip:')).toBe(false);
+  });
+});
+
+describe('compositeIdentity', () => {
+  /** Every way of cutting `text` into `n` parts (each possibly empty). */
+  function splits(text: string, n: number): string[][] {
+    if (n === 1) return [[text]];
+    const out: string[][] = [];
+    for (let i = 0; i <= text.length; i++)
+      for (const rest of splits(text.slice(i), n - 1)) out.push([text.slice(0, i), ...rest]);
+    return out;
+  }
+
+  it('gives no two different tuples one identity, whatever separators or digits the values hold', () => {
+    // Every cut of strings made of the encoding's own characters (digits, ':', 'k') into 2 and 3
+    // parts: a separator or a forged length prefix inside a value must not make two tuples alike.
+    const seen = new Map<string, string>();
+    for (const text of ['1:a1:b', 'k2:ab', '10:0123456789', ':::', '1:1:1:', 'a|b|c', 'k1:k']) {
+      for (const n of [2, 3]) {
+        for (const tuple of splits(text, n)) {
+          const id = compositeIdentity(tuple);
+          const key = JSON.stringify(tuple);
+          const prior = seen.get(id);
+          expect(prior === undefined || prior === key, `${prior} and ${key} both give ${id}`).toBe(true);
+          seen.set(id, key);
+        }
+      }
+    }
+    expect(seen.size).toBeGreaterThan(100);
+  });
+
+  it('tells apart the classic separator confusions and empty parts', () => {
+    const pairs: [string[], string[]][] = [
+      [
+        ['a|b', 'c'],
+        ['a', 'b|c'],
+      ],
+      [
+        ['a:b', 'c'],
+        ['a', 'b:c'],
+      ],
+      [
+        ['1:a', ''],
+        ['', '1:a'],
+      ],
+      [['', ''], ['']],
+      [['a', ''], ['a']],
+      [['1:a1:b'], ['a', 'b']],
+      // Length counts characters, not bytes: é is one unit, as is its latin1 byte form.
+      [
+        ['é', 'x'],
+        ['Ã©', 'x'],
+      ],
+    ];
+    for (const [a, b] of pairs) expect(compositeIdentity(a)).not.toBe(compositeIdentity(b));
+    expect(compositeIdentity(['a', 'b'])).toBe(compositeIdentity(['a', 'b']));
+  });
+
+  it('never equals a single-part identity', () => {
+    for (const v of ['', 'x', 'k1:x']) {
+      const c = compositeIdentity([v, v]);
+      for (const single of [headerIdentity(v), pathIdentity(v), queryIdentity(v), ipIdentity('1.2.3.4', 64)])
+        expect(c).not.toBe(single);
+    }
   });
 });
