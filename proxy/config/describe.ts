@@ -174,11 +174,13 @@ function planOf(
   if (plans.by.type === 'header') {
     const name = plans.by.name;
     const sent = headers[name];
-    if (sent === undefined) return fallback(`no ${name} header`);
+    // Header-chosen plan values are tier names, not secrets: listing them helps spot a typo.
+    const listed = `listed: ${plans.values.map((x) => x.value).join(', ')}`;
+    if (sent === undefined) return fallback(`no ${name} header; ${listed}`);
     const p = plans.values.find((x) => x.value === sent);
     return p
       ? { windows: p.windows, plan: `${p.value} (header ${name} = ${sent})` }
-      : fallback(`header ${name} = ${sent} is not a listed plan`);
+      : fallback(`header ${name} = ${sent} is not a listed plan; ${listed}`);
   }
   const part = l.key[0]!;
   if (singleValue === null) return fallback(`no ${keyPartText(part)} to choose a plan by`);
@@ -205,6 +207,7 @@ function keyText(key: readonly KeyPart[], values: readonly PartValue[]): string 
 }
 
 function partText(part: KeyPart, v: PartValue, absent: string): string {
+  if (v.kind === 'duplicate') return `${keyPartText(part)} (given more than once)`;
   switch (part.type) {
     case 'ip':
       return v.kind === 'value' ? `ip = ${v.value}` : 'ip = the client ip';

@@ -31,12 +31,24 @@ describe('floodgate validate', () => {
   });
 
   it('exits 0 with a summary of routes, limits and upstreams for the example configs', async () => {
-    const r = await runCli(['validate', 'config/proxy.yaml', 'config/api-keys.yaml'], ENV);
+    const r = await runCli(
+      ['validate', 'config/proxy.yaml', 'config/api-keys.yaml', 'config/plans.yaml'],
+      ENV,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines).toContain('config/proxy.yaml: ok, 4 routes, 1 upstream');
     expect(lines).toContain('config/api-keys.yaml: ok, 5 routes, 1 upstream');
+    expect(lines).toContain('config/plans.yaml: ok, 4 routes, 1 upstream');
+    // Plan values and allowlisted keys may be API keys: validate counts them, never prints them.
+    expect(r.stdout).toMatch(
+      /^ {4}users +\* +\/v1\/users\/\* +-> api +per header x-api-key \+ ip: hourly 100\/1h, daily 1000\/1d, 2 plans by header x-plan, 1 allowlist entry$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^ {4}search .*per header x-api-key: hourly 1000\/1h, 1 plan by key, 1 allowlist entry$/m,
+    );
+    expect(r.stdout).not.toContain('k-partner');
     expect(r.stdout).toMatch(
       /^ {4}transcribe +POST +\/transcribe +-> transcriber +per ip: hourly 100\/1h, daily 1000\/1d, burst 10\/1m, max_body 200mb$/m,
     );
@@ -112,6 +124,44 @@ describe('floodgate explain', () => {
     expect(without.stdout).toContain('route: reports');
     expect(without.stdout).toContain('key: header x-api-key (not sent, so counted by client ip)\n');
     expect(without.stdout).toContain('shadow: yes');
+  });
+
+  it('shows the plan a request gets, the key parts with their values, or that it is allowlisted', async () => {
+    const [pro, allowed, badIp] = await Promise.all([
+      runCli(
+        [
+          'explain',
+          '--config',
+          'config/plans.yaml',
+          'GET',
+          '/v1/users/42',
+          '-H',
+          'X-Plan: pro',
+          '-H',
+          'X-API-Key: k1',
+        ],
+        ENV,
+      ),
+      runCli(
+        ['explain', '--config', 'config/plans.yaml', '--ip', '::ffff:10.1.2.3', 'GET', '/v1/users/42'],
+        ENV,
+      ),
+      runCli(['explain', '--config', 'config/plans.yaml', '--ip', '10.1.2', 'GET', '/v1/users/42'], ENV),
+    ]);
+    expect(pro.code).toBe(0);
+    expect(pro.stdout.split('\n').slice(0, 6)).toEqual([
+      'GET /v1/users/42',
+      'route: users (routes[0]: /v1/users/*, any method)',
+      'limits: hourly 10000 per 1h, daily 100000 per 1d (sliding-log)',
+      'plan: pro (header x-plan = pro)',
+      'key: header x-api-key = k1, ip = the client ip (counted per combination)',
+      'allowlist: clients in 10.0.0.0/8, fd00::/8, 192.0.2.10/32 are never limited (give --ip to check one)',
+    ]);
+    expect(allowed.stdout).toContain(
+      'limits: none for this request, allowlisted (client ip 10.1.2.3 is in the top-level allowlist): forwarded uncounted, without rate-limit headers\n',
+    );
+    expect(badIp.code).toBe(1);
+    expect(badIp.stderr).toContain("expected an IPv4 or IPv6 address, got '10.1.2'");
   });
 
   it('says when no route matches, and fails on a broken policy', async () => {

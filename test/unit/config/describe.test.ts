@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { explainRequest, parseHeaderArg, summarizePolicy } from '../../../proxy/config/describe.js';
 import { parsePolicy } from '../../../proxy/config/load.js';
@@ -149,6 +150,84 @@ describe('explainRequest (floodgate explain)', () => {
     expect(explainRequest(load(), { method: 'POST', path: '/transcribe%252F' }).split('\n')[1]).toBe(
       'no route: the proxy answers 404 {"error":"No route"}',
     );
+  });
+});
+
+describe('explainRequest with plans, allowlists and composite keys (config/plans.yaml)', () => {
+  const plans = (): Policy => {
+    const r = parsePolicy(
+      readFileSync(new URL('../../../config/plans.yaml', import.meta.url), 'utf8'),
+      'plans.yaml',
+      {},
+    );
+    if (!r.ok) throw new Error(r.errors.join('\n'));
+    return r.policy;
+  };
+  const explain = (path: string, headers: Record<string, string> = {}, clientIp?: string, method = 'GET') =>
+    explainRequest(plans(), { method, path, headers, clientIp })
+      .split('\n')
+      .filter((l) => !/^(upstream|max_body| {2})/.test(l));
+
+  it('a header-chosen plan, the default for an unlisted one, and the key parts with their values', () => {
+    expect(explain('/v1/users/42', { 'X-Plan': 'pro', 'x-api-key': 'k1' })).toEqual([
+      'GET /v1/users/42',
+      'route: users (routes[0]: /v1/users/*, any method)',
+      'limits: hourly 10000 per 1h, daily 100000 per 1d (sliding-log)',
+      'plan: pro (header x-plan = pro)',
+      'key: header x-api-key = k1, ip = the client ip (counted per combination)',
+      'allowlist: clients in 10.0.0.0/8, fd00::/8, 192.0.2.10/32 are never limited (give --ip to check one)',
+    ]);
+    expect(explain('/v1/users/42', { 'X-Plan': 'PRO' }, '203.0.113.7')).toEqual([
+      'GET /v1/users/42',
+      'route: users (routes[0]: /v1/users/*, any method)',
+      'limits: hourly 100 per 1h, daily 1000 per 1d (sliding-log)',
+      'plan: default (header x-plan = PRO is not a listed plan; listed: pro, internal)',
+      'key: header x-api-key (not sent, counted as empty), ip = 203.0.113.7 (counted per combination)',
+    ]);
+  });
+
+  it('allowlisted by address (top level or the route) or by key: no limits, no headers', () => {
+    expect(explain('/v1/users/42', { 'X-Plan': 'pro' }, '10.1.2.3')[2]).toBe(
+      'limits: none for this request, allowlisted (client ip 10.1.2.3 is in the top-level allowlist): forwarded uncounted, without rate-limit headers',
+    );
+    expect(explain('/v1/users/42', {}, '192.0.2.10')[2]).toBe(
+      "limits: none for this request, allowlisted (client ip 192.0.2.10 is in this route's allowlist): forwarded uncounted, without rate-limit headers",
+    );
+    // 192.0.2.10 is allowlisted on users only.
+    expect(explain('/v1/search', {}, '192.0.2.10')[2]).toBe('limits: hourly 1000 per 1h (sliding-log)');
+    expect(explain('/v1/search', { 'X-API-Key': 'k-healthcheck' })).toEqual([
+      'GET /v1/search',
+      'route: search (routes[1]: /v1/search, GET)',
+      "limits: none for this request, allowlisted (header:x-api-key is in this route's allowlist keys): forwarded uncounted, without rate-limit headers",
+      'key: header x-api-key = k-healthcheck',
+    ]);
+  });
+
+  it('a plan chosen by the key itself', () => {
+    expect(explain('/v1/search', { 'X-API-Key': 'k-partner' }).slice(2, 5)).toEqual([
+      'limits: hourly 50000 per 1h (sliding-log)',
+      "plan: k-partner (by the key's value)",
+      'key: header x-api-key = k-partner',
+    ]);
+    expect(explain('/v1/search').slice(2, 5)).toEqual([
+      'limits: hourly 1000 per 1h (sliding-log)',
+      'plan: default (no header:x-api-key to choose a plan by)',
+      'key: header x-api-key (not sent, so counted by client ip)',
+    ]);
+  });
+
+  it('path and query parts as the proxy reads them; a repeated parameter is refused', () => {
+    expect(explain('/v1/accounts/%41CME/orders')[3]).toBe('key: path:3 = acme');
+    expect(explain('/v1/accounts')[3]).toBe(
+      'key: path:3 (no such segment, so every request without it shares one count)',
+    );
+    expect(explain('/v1/export?tenant=a+b%21')[3]).toBe(
+      'key: query tenant = a b!, ip = the client ip (counted per combination)',
+    );
+    expect(explain('/v1/export?tenant=a&tenant=b').slice(2)).toEqual([
+      'key: query:tenant (given more than once), ip = the client ip (counted per combination)',
+      'refused: more than one tenant query parameter; the proxy answers 400 {"error":"Bad request"}',
+    ]);
   });
 });
 
