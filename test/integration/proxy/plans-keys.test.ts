@@ -4,7 +4,14 @@
 import { connect } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, metrics, metricValue, startTestProxy, type TestProxy } from '../../helpers/proxy.js';
+import {
+  getJson,
+  metrics,
+  metricValue,
+  startTestProxy,
+  type TestProxy,
+  writePolicy,
+} from '../../helpers/proxy.js';
 import { deletePrefix, newRedis, REDIS_URL, uniquePrefix } from '../../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
 import { parseAnswer, type RawAnswer } from '../admin/raw-http.js';
@@ -339,6 +346,29 @@ describe('plans, allowlists and composite keys (memory store)', () => {
     expect((await limits('route=search&key=carol')).body).toMatchObject({ windows: [{ remaining: 0 }] });
   });
 
+  it('a reload that adds a plan keeps the counts of the plans it leaves unchanged', async () => {
+    const send = (plan?: string) =>
+      raw(port, TRUSTED, '/plans/x', ['X-API-Key: k-a', ...(plan ? [`X-Plan: ${plan}`] : [])]);
+    expect((await send()).status).toBe(429);
+    expect((await send('pro')).status).toBe(429);
+    const next = routes();
+    (next[0]!.limits as { plans: { values: Record<string, unknown> } }).plans.values.team = { hourly: 3 };
+    await writePolicy(p.file, {
+      version: 1,
+      client_ip: { trusted_proxies: [TRUSTED] },
+      allowlist: { ips: ['10.0.0.0/8', 'fd00::/8'] },
+      upstreams: { app: { url: upstream.url } },
+      routes: next,
+    });
+    const reloaded = await getJson<{ ok: boolean; version: number }>(`${p.admin}/admin/reload`, 'POST');
+    expect(reloaded.body).toMatchObject({ ok: true, version: 2 });
+    expect((await send()).status).toBe(429);
+    expect((await send('pro')).status).toBe(429);
+    const team = await send('team');
+    expect(team.status).toBe(200);
+    expect(team.headers['ratelimit-policy']).toBe('"hourly";q=3;w=3600');
+  });
+
   it('/admin/config shows allowlist keys and key-chosen plan values redacted; logs never carry a key', async () => {
     const cfg = await getJson<{
       policy: { allowlist: unknown; routes: { name: string; limits: unknown }[] };
@@ -352,7 +382,7 @@ describe('plans, allowlists and composite keys (memory store)', () => {
       },
     });
     expect(byName.plans).toMatchObject({
-      plans: { by: { type: 'header', name: 'x-plan' }, values: [{ value: 'pro' }] },
+      plans: { by: { type: 'header', name: 'x-plan' }, values: [{ value: 'pro' }, { value: 'team' }] },
     });
     expect(cfg.body.policy.allowlist).toMatchObject({ ips: [{ cidr: '10.0.0.0/8' }, { cidr: 'fd00::/8' }] });
     const text = JSON.stringify(cfg.body);
