@@ -2,7 +2,7 @@
 // proxy would do with one request). Pure functions of the policy, so tests compare exact strings.
 import { redactUrl } from '../../core/redact-url.js';
 import { compileAddressList } from '../http/client-ip.js';
-import { keyPartValues, type PartValue, singleIdentity } from '../http/limit-key.js';
+import { countedIdentity, keyPartValues, type PartValue, singleIdentity } from '../http/limit-key.js';
 import { type NormalizedTarget, normalizeTarget } from '../http/normalize-path.js';
 import { compileRoutes } from '../http/router.js';
 import type { WindowSpec } from '../ratelimit/store.js';
@@ -155,7 +155,7 @@ function allowlisted(
   const part = l.key[0]!;
   if (
     singleValue !== null &&
-    keys.some((k) => singleIdentity(part, k) === singleIdentity(part, singleValue))
+    keys.some((k) => singleIdentity(part, k) === countedIdentity(part, singleValue))
   ) {
     return `${keyPartText(part)} is in this route's allowlist keys`;
   }
@@ -184,7 +184,7 @@ function planOf(
   }
   const part = l.key[0]!;
   if (singleValue === null) return fallback(`no ${keyPartText(part)} to choose a plan by`);
-  const id = singleIdentity(part, singleValue);
+  const id = countedIdentity(part, singleValue);
   const p = plans.values.find((x) => singleIdentity(part, x.value) === id);
   return p
     ? { windows: p.windows, plan: `${p.value} (by the key's value)` }

@@ -155,7 +155,21 @@ export function pathSegmentOf(written: string): string {
   return decodeEscapes(Buffer.from(lower, 'utf8').toString('latin1'));
 }
 
-/** The identity of a single-part key whose value is `value`, as the data plane counts it (not ip). */
+/** The identity of a single-part key (not ip) for a value as read from a request (keyPartValues). */
+export function countedIdentity(part: KeyPart, value: string): string {
+  switch (part.type) {
+    case 'header':
+      return headerIdentity(value);
+    case 'path':
+      return pathIdentity(value);
+    case 'query':
+      return queryIdentity(value);
+    case 'ip':
+      throw new TypeError('an ip key has no single identity here; ipIdentity() gives it');
+  }
+}
+
+/** The identity of a single-part key (not ip) for a value as a policy or an admin writes it. */
 export function singleIdentity(part: KeyPart, value: string): string {
   switch (part.type) {
     case 'header':

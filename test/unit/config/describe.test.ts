@@ -216,6 +216,34 @@ describe('explainRequest with plans, allowlists and composite keys (config/plans
     ]);
   });
 
+  it('a path key compares its allowlist and plans with the segment as counted, escapes and all', () => {
+    const r = parsePolicy(
+      `upstreams: { api: { url: "http://127.0.0.1:3000" } }
+routes:
+  - name: accounts
+    match: { path: /a/* }
+    upstream: api
+    limits:
+      key: path:2
+      hourly: 1
+      plans: { by: key, values: { "%C3%A9t%C3%A9": { hourly: 5 }, "Big": { hourly: 7 } } }
+      allowlist: { keys: ["100%25"] }
+`,
+      'p.yaml',
+      {},
+    );
+    if (!r.ok) throw new Error(r.errors.join('\n'));
+    const line = (path: string) => explainRequest(r.policy, { method: 'GET', path }).split('\n')[3];
+    expect(line('/a/%c3%a9T%C3%A9')).toBe("plan: %C3%A9t%C3%A9 (by the key's value)");
+    expect(line('/a/BIG/x')).toBe("plan: Big (by the key's value)");
+    expect(explainRequest(r.policy, { method: 'GET', path: '/a/100%25' }).split('\n')[2]).toContain(
+      'allowlisted',
+    );
+    expect(explainRequest(r.policy, { method: 'GET', path: '/a/100' }).split('\n')[2]).toBe(
+      'limits: hourly 1 per 1h (sliding-log)',
+    );
+  });
+
   it('path and query parts as the proxy reads them; a repeated parameter is refused', () => {
     expect(explain('/v1/accounts/%41CME/orders')[3]).toBe('key: path:3 = acme');
     expect(explain('/v1/accounts')[3]).toBe(
