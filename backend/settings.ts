@@ -32,7 +32,11 @@ export const BACKEND_DEFAULTS = {
    */
   MAX_DURATION: '2h',
   CHECKPOINT_INTERVAL: '30s',
-  CHECKPOINT_EVERY_SEGMENTS: '5',
+  /**
+   * Every segment: a save is one small Redis script call whatever the job's length, while each
+   * segment a crash loses is seconds of whisper.cpp work to redo (bench/micro/checkpoint.ts).
+   */
+  CHECKPOINT_EVERY_SEGMENTS: '1',
   JOB_LEASE: '30s',
 } as const;
 

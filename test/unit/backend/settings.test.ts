@@ -31,7 +31,7 @@ describe('backendSettingsFromEnv', () => {
       maxUploadBytes: 200 * 1024 * 1024,
       maxDurationSec: 7_200,
       checkpointIntervalMs: 30_000,
-      checkpointEverySegments: 5,
+      checkpointEverySegments: 1,
       jobLeaseMs: 30_000,
     });
   });
