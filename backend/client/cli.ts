@@ -59,12 +59,13 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
       onRetry: (n) => view.note(retryLine(n)),
     });
     view.stop();
+    const body = endWithNewline(t.body);
     if (o.output) {
-      await writeFile(o.output, t.body);
+      await writeFile(o.output, body);
       process.stderr.write(`${PREFIX}wrote ${o.output} (${format}, job ${t.jobId})\n`);
     } else {
       await new Promise<void>((resolve, reject) =>
-        process.stdout.write(t.body, (err) => (err ? reject(err) : resolve())),
+        process.stdout.write(body, (err) => (err ? reject(err) : resolve())),
       );
     }
     return 0;
@@ -86,6 +87,13 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
     }
     const message = isClientError(err) || err instanceof Error ? err.message : String(err);
     const code = (err as { code?: string }).code;
+    if (isClientError(err) && err.code === 'refused') {
+      // Nothing has answered: no job can have started, and the likely fix is one of two.
+      process.stderr.write(
+        `${PREFIX}${message}; is the proxy running? Start it with \`npm start\`, or pass --url\n`,
+      );
+      return 1;
+    }
     process.stderr.write(`${PREFIX}${code === 'ENOENT' ? `cannot read ${audio}` : message}\n`);
     if (jobId !== null && !(isClientError(err) && (err.code === 'job_failed' || err.code === 'not_found'))) {
       process.stderr.write(`${PREFIX}the job may still be running: --job ${jobId} picks it up\n`);
@@ -94,6 +102,13 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** A transcript on a terminal or in a file ends its last line, whatever the format. */
+export function endWithNewline(body: Buffer): Buffer {
+  return body.length === 0 || body[body.length - 1] === 0x0a
+    ? body
+    : Buffer.concat([body, Buffer.from('\n')]);
 }
 
 function retryLine(n: RetryNotice): string {
