@@ -39,6 +39,7 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
   }
 
   const view = progressView(Boolean(process.stderr.isTTY));
+  const notices = new NoticeReporter();
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
@@ -55,7 +56,11 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
         jobId = job.job_id;
         view.note(`uploaded ${audio}: job ${job.job_id}`);
       },
-      onStatus: (s) => view.update(s),
+      onStatus: (s) => {
+        const line = notices.next(s);
+        if (line !== null) view.note(line);
+        view.update(s);
+      },
       onRetry: (n) => view.note(retryLine(n)),
     });
     view.stop();
@@ -101,6 +106,29 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
     return 1;
   } finally {
     process.off('SIGINT', onSigint);
+  }
+}
+
+/**
+ * What the server says about a waiting job (GET /status's `notice`), as lines to print: a notice
+ * once when it appears or changes, not at every poll, and one line when it clears. The client
+ * keeps waiting: the backend starts the job by itself once the missing part is in place.
+ */
+export class NoticeReporter {
+  private shown: string | null = null;
+
+  next(s: JobStatus): string | null {
+    const message = s.notice?.message ?? null;
+    if (message === this.shown) return null;
+    const was = this.shown;
+    this.shown = message;
+    if (message !== null) {
+      return (
+        `the server cannot start job ${s.job_id} yet: ${message}. ` +
+        'It waits in the queue and starts once that is fixed (Ctrl-C leaves it queued)'
+      );
+    }
+    return was === null ? null : 'the server can run the job now';
   }
 }
 
@@ -153,7 +181,7 @@ interface ProgressView {
 }
 
 function detail(s: JobStatus): string {
-  const parts: string[] = [s.state];
+  const parts: string[] = [s.notice ? `${s.state}: engine not ready` : s.state];
   if (s.segments_total > 0) parts.push(`${s.segments_done}/${s.segments_total} segments`);
   if (s.resumed) parts.push('resumed');
   return parts.join(', ');

@@ -19,6 +19,16 @@ export interface JobErrorInfo {
   message: string;
 }
 
+/**
+ * What a client waiting on a job should know that its state does not say: engine_not_ready while
+ * the job is queued on a backend that cannot run it yet (no model, no ffmpeg, ...). Its message
+ * says what is missing and how to fix it, without server paths.
+ */
+export interface JobNotice {
+  code: 'engine_not_ready';
+  message: string;
+}
+
 /** The GET /status body, as the API answers it and the client reads it. */
 export interface JobStatus {
   job_id: string;
@@ -30,6 +40,8 @@ export interface JobStatus {
   resumed: boolean;
   attempts: number;
   error: JobErrorInfo | null;
+  /** Present only while there is something to say; added by GET /status, never stored. */
+  notice?: JobNotice;
 }
 
 export interface PlannedSegment {

@@ -142,6 +142,34 @@ describe('floodgate transcribe against a stub API server', () => {
     expect(stub.requests).toContain(`GET /result/job0001`);
   });
 
+  it("prints the server's notice about a waiting job once, then carries on when it clears", async () => {
+    const notice = {
+      code: 'engine_not_ready',
+      message: 'no whisper model: set WHISPER_MODEL or run `npx floodgate model download base.en`',
+    };
+    const waiting = {
+      status: 200,
+      body: { job_id: 'job0001', ...STEPS[0], resumed: false, attempts: 0, error: null, notice },
+    };
+    stub.queue('GET /status', waiting, waiting, waiting);
+    const out = join(dir, 'after-notice.txt');
+    const { code, stderr } = await runInProcess(audio, {
+      url: stub.url,
+      format: 'txt',
+      output: out,
+      pollIntervalMs: 5,
+    });
+    expect(code).toBe(0);
+    expect(stub.requests.filter((r) => r.startsWith('GET /status/'))).toHaveLength(STEPS.length + 3);
+    expect(stderr.split(notice.message)).toHaveLength(2);
+    expect(stderr).toContain(
+      `the server cannot start job job0001 yet: ${notice.message}. It waits in the queue and starts once that is fixed (Ctrl-C leaves it queued)`,
+    );
+    expect(stderr).toContain('upload 10% (queued: engine not ready)');
+    expect(stderr.split('the server can run the job now')).toHaveLength(2);
+    expect(await readFile(out, 'utf8')).toBe(expectedResult('job0001', 'txt'));
+  });
+
   it('reports a failed job and exits 1', async () => {
     stub.queue('GET /status', {
       status: 200,
