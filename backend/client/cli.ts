@@ -3,6 +3,7 @@
 // stdout. Ctrl-C leaves the job running on the server and prints how to pick it up again.
 import { writeFile } from 'node:fs/promises';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import { EtaEstimator } from './eta.js';
 import {
   isClientError,
   type JobStatus,
@@ -157,22 +158,6 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
-/** Remaining time from the progress made since the first sample that moved; null until it moves. */
-export class EtaEstimator {
-  private start: { at: number; progress: number } | null = null;
-
-  observe(progress: number, now = Date.now()): number | null {
-    if (this.start === null || progress < this.start.progress) {
-      this.start = { at: now, progress };
-      return null;
-    }
-    const done = progress - this.start.progress;
-    const elapsed = now - this.start.at;
-    if (done <= 0 || elapsed <= 0) return null;
-    return ((1 - progress) * elapsed) / done;
-  }
-}
-
 interface ProgressView {
   update(s: JobStatus): void;
   /** A line of its own, above the bar. */
@@ -191,8 +176,8 @@ function detail(s: JobStatus): string {
 function progressView(tty: boolean): ProgressView {
   const eta = new EtaEstimator();
   const etaText = (s: JobStatus): string => {
-    const ms = eta.observe(s.progress);
-    return s.state === 'completed' ? '0 s' : ms === null ? '–' : formatDuration(ms);
+    const ms = eta.observe(s);
+    return ms === null ? '–' : formatDuration(ms);
   };
   if (!tty) {
     let last = '';
