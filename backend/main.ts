@@ -227,8 +227,8 @@ async function startWorkerRole(x: Shared): Promise<WorkerRole> {
     // download` finishing). A job never starts only to fail for want of a tool.
     logger.warn(
       { reason: first.problems.map((p) => p.detail).join('; '), missing: first.problems.map((p) => p.part) },
-      'whisper engine not ready; jobs wait in the queue. Provide a model: set WHISPER_MODEL to a ggml file, ' +
-        'or run `npx floodgate model download base.en`; install ffmpeg or set FFMPEG_PATH/FFPROBE_PATH if named missing',
+      'engine not ready; jobs wait in the queue until every part in `reason` is in place (a model: ' +
+        'WHISPER_MODEL or `npx floodgate model download base.en`; ffmpeg: FFMPEG_PATH/FFPROBE_PATH or install it)',
     );
     engineTimer = setInterval(() => {
       void checkEngine()
@@ -236,7 +236,7 @@ async function startWorkerRole(x: Shared): Promise<WorkerRole> {
           if (r.problems.length > 0 || worker || !engineTimer) return;
           clearInterval(engineTimer);
           engineTimer = null;
-          logger.info('whisper engine found');
+          logger.info('engine ready: every part is in place');
           await startWorker();
         })
         .catch((err) => logger.error({ err }, 'could not start the worker'));

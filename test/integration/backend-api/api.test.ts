@@ -428,7 +428,7 @@ describe('a backend without a whisper model', () => {
       const body = (await ready.json()) as Record<string, string>;
       expect(body).toMatchObject({ status: 'not_ready', redis: 'ok' });
       expect(body.engine).toMatch(/whisper model not found at .*no-model\.bin: set WHISPER_MODEL/);
-      expect(bare.lines.some((l) => l.msg?.toString().startsWith('whisper engine not ready'))).toBe(true);
+      expect(bare.lines.some((l) => l.msg?.toString().startsWith('engine not ready'))).toBe(true);
 
       const res = await fetch(`${bare.url}/transcribe`, {
         method: 'POST',

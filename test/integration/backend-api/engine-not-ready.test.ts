@@ -172,7 +172,7 @@ describe('a backend whose ffmpeg is missing', () => {
       whisper: 'ok',
       model: 'ok',
     });
-    expect(b.lines.some((l) => String(l.msg).startsWith('whisper engine not ready'))).toBe(true);
+    expect(b.lines.some((l) => String(l.msg).startsWith('engine not ready'))).toBe(true);
 
     const id = await submit(b.url);
     const waiting = await getJson(`${b.url}/status/${id}`);
