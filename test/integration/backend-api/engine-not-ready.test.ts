@@ -37,6 +37,7 @@ let dir: string;
 let audio: string;
 let backend: BackendProcess | null = null;
 const prefixes: string[] = [];
+// Each test waits for the worker's engine re-check (every 10 s) and runs a job for real.
 
 beforeAll(async () => {
   redis = newRedis();
@@ -152,7 +153,7 @@ describe('a backend without a whisper model', () => {
     expect(stderr).toContain('the server can run the job now');
     expect(stdout.endsWith('\n')).toBe(true);
     expect((await getJson(`${b.url}/readyz`)).status).toBe(200);
-  });
+  }, 180_000);
 });
 
 describe('a backend whose ffmpeg is missing', () => {
@@ -195,5 +196,5 @@ describe('a backend whose ffmpeg is missing', () => {
     expect(done).toMatchObject({ state: 'completed', attempts: 1, error: null });
     expect(done).not.toHaveProperty('notice');
     expect((await getJson(`${b.url}/readyz`)).body).toMatchObject({ status: 'ready', ffmpeg: 'ok' });
-  });
+  }, 180_000);
 });
