@@ -341,10 +341,11 @@ routes:
       'p.yaml:3:8: store.url: expected a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379), got <value of REDIS_URL>',
       'p.yaml:4:12: store.timeout: invalid duration <value of STORE_TIMEOUT>; use a number with a unit: ms, s, m, h or d (e.g. 50ms, 2s, 1m)',
       'p.yaml:6:21: client_ip.trusted_proxies[0]: invalid CIDR or IP <value of PROXY_NET>; expected an IP or a CIDR block (e.g. 127.0.0.1, 10.0.0.0/8, ::1, fd00::/8)',
+      'p.yaml:12:15: routes[0].upstream: unknown upstream <value of UPSTREAM> (defined: backend)',
       'p.yaml:14:12: routes[0].limits.key: <value of KEY_HEADER> is not valid here',
       'p.yaml:15:15: routes[0].limits.hourly: must be at least 1, got <value of HOURLY>',
     ]);
-    // And a value met in another message (the unknown upstream, once the rest is right).
+    // And a value met in another message (the unknown upstream, alone once the rest is right).
     const upstream = errors(
       parsePolicy(policy, 'p.yaml', {
         ...env,
@@ -393,10 +394,13 @@ describe('error positions', () => {
     ]);
   });
 
-  it('an alias to nowhere points at the alias', () => {
-    expect(errors(parsePolicy('upstreams: *nothing\n', 'f.yaml', {}))).toEqual([
-      'f.yaml:1:12: unknown alias *nothing',
+  it('an alias to nowhere points at the alias, and its value counts as unknown, not as wrong', () => {
+    expect(errors(parsePolicy(`${MINIMAL}store: *nothing\n`, 'f.yaml', {}))).toEqual([
+      'f.yaml:8:8: unknown alias *nothing',
     ]);
+    // The routes still refer to upstreams, which cannot be known: no "unknown upstream" either.
+    const text = 'upstreams: *nothing\nroutes:\n  - { name: a, match: { path: /a }, upstream: b }\n';
+    expect(errors(parsePolicy(text, 'f.yaml', {}))).toEqual(['f.yaml:1:12: unknown alias *nothing']);
   });
 });
 
