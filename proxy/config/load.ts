@@ -122,7 +122,10 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
   }
   const result = validatePolicyData(data);
   const locator = new Locator(doc, expanded, unknown);
-  if (!result.success) for (const issue of result.issues) problems.push(...locator.locate(issue));
+  if (!result.success) {
+    // (No spread: one issue may list 100,000 unknown keys, past what a call's arguments can hold.)
+    for (const issue of result.issues) for (const p of locator.locate(issue)) problems.push(p);
+  }
   if (problems.length > 0) return failure(problems, file, lines, (m) => locator.hideValues(m));
   if (!result.success) throw new Error('the schema rejected the policy without an error it could place');
 
@@ -346,7 +349,7 @@ class Locator {
   /** Where the issue is and what it says; nothing for an issue at (or under) an UNKNOWN value. */
   locate(issue: z.core.$ZodIssue): Problem[] {
     const { node, keyNode, found } = this.walk(issue.path);
-    if (this.unknown.has((isAlias(node) ? node.resolve(this.doc) : node) as Node)) return [];
+    if (this.unknown.has(node as Node)) return [];
     const where = pathText(issue.path);
     const prefix = where ? `${where}: ` : '';
 
@@ -396,7 +399,7 @@ class Locator {
     return quoted.sort((a, b) => b[0].length - a[0].length);
   }
 
-  /** Walks `path` from the document root; stops at the deepest node that exists. */
+  /** Walks `path` from the document root, through aliases; stops at the deepest node that exists. */
   private walk(path: Path) {
     const doc = this.doc;
     let node: unknown = doc.contents;
@@ -415,6 +418,8 @@ class Locator {
       node = next.node;
       keyNode = next.key;
     }
+    // An error inside an aliased value is in the text of its anchor, where it is fixed for every use.
+    if (isAlias(node)) node = node.resolve(doc);
     return { node, keyNode, found: true };
   }
 
@@ -491,13 +496,16 @@ function format(
   lines: LineCounter,
   hide: (message: string) => string,
 ): string[] {
-  const sorted = problems.map((p, i) => ({ ...p, i })).sort((a, b) => a.offset - b.offset || a.i - b.i);
+  const order = problems.map((_, i) => i);
+  order.sort((a, b) => problems[a]!.offset - problems[b]!.offset || a - b);
+  // A repeat has the same offset, so it sits in the same run of the sorted list as its first.
   const unique: Problem[] = [];
-  const seen = new Set<string>();
-  for (const p of sorted) {
-    const id = `${p.offset}:${p.message}`;
-    if (seen.has(id)) continue;
-    seen.add(id);
+  let run = new Set<string>();
+  for (let k = 0; k < order.length; k++) {
+    const p = problems[order[k]!]!;
+    if (k > 0 && p.offset !== problems[order[k - 1]!]!.offset) run = new Set();
+    if (run.has(p.message)) continue;
+    run.add(p.message);
     unique.push(p);
   }
   const out: string[] = [];
