@@ -145,14 +145,21 @@ function failure(
   return { ok: false, errors: format(problems, file, lines, hide) };
 }
 
-/** Every error the parser reported, the first at each position (a second one there is the same fault). */
+/**
+ * Every error the parser reported, the first at each position (a second one there is the same fault).
+ * Past the end of the document's content the parser has given up, and reports each token that is left
+ * (a stray "{" can end the document and leave a thousand lines unread): only the first of those is kept.
+ */
 function syntaxErrors(doc: Document): Problem[] {
-  const seen = new Set<number>();
+  const end = doc.range?.[1] ?? Number.POSITIVE_INFINITY;
+  const errors = doc.errors
+    .map((e) => ({ e, offset: e.code === 'MISSING_CHAR' ? unclosedQuoteAt(doc, e.pos[0]) : e.pos[0] }))
+    .sort((a, b) => a.offset - b.offset);
   const problems: Problem[] = [];
-  for (const e of doc.errors) {
-    const offset = e.code === 'MISSING_CHAR' ? unclosedQuoteAt(doc, e.pos[0]) : e.pos[0];
-    if (seen.has(offset)) continue;
-    seen.add(offset);
+  let last = -1;
+  for (const { e, offset } of errors) {
+    if (offset === last || (last >= end && offset > last)) continue;
+    last = offset;
     problems.push({ offset, message: clip(firstLine(e.message)) });
   }
   return problems;

@@ -526,6 +526,57 @@ describe('hostile policy files', () => {
     expect(found[20]).toBe('p.yaml:28:1: … and 480 more errors');
   });
 
+  it('caps errors of every stage together: the first 20 in file order, then a count of the rest', () => {
+    // Each route holds a reference error, a wrong value and an unset variable, in that order.
+    const routes = Array.from(
+      { length: 40 },
+      (_, i) =>
+        `  - { name: r${i}, match: { path: /r${i} }, upstream: nope, max_body: lots, limits: { hourly: "\${UNSET_${i}}" } }`,
+    );
+    const text = `upstreams:\n  backend: { url: http://127.0.0.1:8000 }\nroutes:\n${routes.join('\n')}\n`;
+    const found = errors(parsePolicy(text, 'p.yaml', {}));
+    const line = (i: number) => [
+      `p.yaml:${i + 4}:49: routes[${i}].upstream: unknown upstream "nope" (defined: backend)`,
+      `p.yaml:${i + 4}:65: routes[${i}].max_body: invalid size "lots"; use a number of bytes or a number with a unit: kb, mb or gb (e.g. 512kb, 200mb)`,
+      `p.yaml:${i + 4}:89: environment variable UNSET_${i} is not set (give a default with \${UNSET_${i}:-default})`,
+    ];
+    expect(found).toEqual([
+      ...[0, 1, 2, 3, 4, 5].flatMap(line),
+      ...line(6).slice(0, 2),
+      'p.yaml:10:89: … and 100 more errors',
+    ]);
+  });
+
+  it('a 1 MiB policy of tiny errors of every stage loads in linear time, its list capped', () => {
+    // Wrong values and unset variables in a list, 1000 routes to an unknown upstream, then unknown
+    // keys up to the cap: about 120,000 errors.
+    let text = 'client_ip:\n  trusted_proxies:\n';
+    for (let i = 0; i < 6; i++) text += i % 2 ? `    - \${V${i}}\n` : '    - 7\n';
+    text += 'upstreams:\n  backend: { url: http://127.0.0.1:8000 }\nroutes:\n';
+    for (let i = 0; i < 1000; i++) text += `  - { name: r${i}, match: { path: /r${i} }, upstream: x }\n`;
+    let keys = 0;
+    for (;;) {
+      const key = `k${keys.toString(36)}: 1\n`;
+      if (text.length + key.length > 1024 * 1024) break;
+      text += key;
+      keys++;
+    }
+    const t0 = performance.now();
+    const found = errors(parsePolicy(text, 'p.yaml', {}));
+    const ms = performance.now() - t0;
+    expect(found).toHaveLength(21);
+    expect(found[0]).toMatch(
+      /^p\.yaml:3:7: client_ip\.trusted_proxies\[0\]: expected an IP or a CIDR block /,
+    );
+    expect(found[1]).toBe(
+      `p.yaml:4:7: environment variable V1 is not set (give a default with \${V1:-default})`,
+    );
+    expect(found[6]).toBe('p.yaml:12:49: routes[0].upstream: unknown upstream "x" (defined: backend)');
+    expect(found[20]).toBe(`p.yaml:26:51: … and ${6 + 1000 + keys - 20} more errors`);
+    // About 1-2 s alone, 3-7 s on a loaded two-core machine; a quadratic step would take minutes.
+    expect(ms).toBeLessThan(30_000);
+  }, 60_000);
+
   it('refuses a file over 1 MiB before parsing it, and a file that is no regular file', async () => {
     const big = `${MINIMAL}# ${'x'.repeat(1024 * 1024)}\n`;
     const message = 'policy file is larger than 1048576 bytes (1 MiB), the most a policy may be';
