@@ -152,8 +152,9 @@ function failure(
  */
 function syntaxErrors(doc: Document): Problem[] {
   const end = doc.range?.[1] ?? Number.POSITIVE_INFINITY;
+  const quoteAt = doc.errors.some((e) => e.code === 'MISSING_CHAR') ? unclosedQuotes(doc) : null;
   const errors = doc.errors
-    .map((e) => ({ e, offset: e.code === 'MISSING_CHAR' ? unclosedQuoteAt(doc, e.pos[0]) : e.pos[0] }))
+    .map((e) => ({ e, offset: quoteAt && e.code === 'MISSING_CHAR' ? quoteAt(e.pos[0]) : e.pos[0] }))
     .sort((a, b) => a.offset - b.offset);
   const problems: Problem[] = [];
   let last = -1;
@@ -180,19 +181,37 @@ function replaceUnresolvedAliases(doc: Document, problems: Problem[], unknown: S
 }
 
 /**
- * A quote that is never closed runs on to the end of the file, which is where the parser notices; the
- * offending value is the quoted scalar, so point at its opening quote.
+ * A quote that is never closed runs on to where the parser notices, the end of the file or of its
+ * line; the offending value is the quoted scalar, so an error there points at its opening quote: the
+ * earliest opening quote of a quoted scalar that reaches the error. One pass over the document serves
+ * every such error (a file may hold thousands).
  */
-function unclosedQuoteAt(doc: Document, errorOffset: number): number {
-  let start = errorOffset;
+function unclosedQuotes(doc: Document): (errorOffset: number) => number {
+  const quoted: { start: number; end: number }[] = [];
   visit(doc, {
     Scalar(_key, node) {
-      const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
-      if (quoted && node.range && node.range[1] >= errorOffset && node.range[0] < start)
-        start = node.range[0];
+      if ((node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE) && node.range)
+        quoted.push({ start: node.range[0], end: node.range[1] });
     },
   });
-  return start;
+  quoted.sort((a, b) => a.end - b.end);
+  // earliest[i]: the earliest start among the scalars from i on (those ending latest).
+  const earliest: number[] = new Array(quoted.length);
+  for (let i = quoted.length - 1, min = Number.POSITIVE_INFINITY; i >= 0; i--) {
+    min = Math.min(min, quoted[i]!.start);
+    earliest[i] = min;
+  }
+  return (errorOffset) => {
+    // The first scalar that ends at or after the error.
+    let lo = 0;
+    let hi = quoted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (quoted[mid]!.end >= errorOffset) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < quoted.length ? Math.min(errorOffset, earliest[lo]!) : errorOffset;
+  };
 }
 
 /**
