@@ -53,7 +53,10 @@ describe('ClusterHub', () => {
 
   it('answers null for a call on a window set it was never told of', () => {
     const { hub } = setup();
-    const a = hub.serve(1, batch({ calls: [{ op: 'hit', key: 'k', spec: 3, algorithm: 'sliding-log', cost: 1 }] }));
+    const a = hub.serve(
+      1,
+      batch({ calls: [{ op: 'hit', key: 'k', spec: 3, algorithm: 'sliding-log', cost: 1 }] }),
+    );
     expect(a.decisions).toEqual([null]);
   });
 
