@@ -28,10 +28,10 @@ export function poolHash(u: Upstream): string {
 /**
  * The scope of a route's limiter keys. It carries a hash of the limits: an unchanged route keeps its
  * counters across a reload, a changed one starts afresh instead of misreading state kept for other
- * windows.
+ * windows. The cost is left out: it changes what a request adds, not what a counter means.
  */
 export function limiterScope(route: Route, limits: RouteLimits): string {
-  return `${route.name}:${sectionHash(limits).slice(0, 8)}`;
+  return `${route.name}:${sectionHash({ ...limits, cost: undefined }).slice(0, 8)}`;
 }
 
 function newPool(u: Upstream): Pool {
