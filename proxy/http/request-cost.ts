@@ -19,6 +19,13 @@ export interface RequestCost {
 /** Digits only, no sign, no leading zero, at most 16 of them (beyond any limit a window can have). */
 const PLAIN = /^[1-9][0-9]{0,15}$/;
 
+/** A cost header's value as a cost from 1 to `max`; 0 when it is anything else. */
+export function parseCost(value: string, max: number): number {
+  if (!PLAIN.test(value)) return 0;
+  const n = Number(value);
+  return n <= max ? n : 0;
+}
+
 export function requestCost(cost: RouteCost): RequestCost {
   if (cost.type === 'fixed') {
     const units = cost.units;
@@ -34,9 +41,7 @@ export function requestCost(cost: RouteCost): RequestCost {
       const value = req.headers[name];
       if (value === undefined) return fallback;
       // A second copy was refused before this (request-headers.ts), so this is one string.
-      if (typeof value !== 'string' || !PLAIN.test(value)) return 0;
-      const n = Number(value);
-      return n <= max ? n : 0;
+      return typeof value === 'string' ? parseCost(value, max) : 0;
     },
   };
 }
