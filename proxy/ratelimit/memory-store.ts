@@ -8,9 +8,9 @@
 //   deleting those that have expired.
 // - A cap of `maxKeys` keys (policy: store.max_keys). Inserting one more evicts one, and which one is
 //   what keeps a flood of new identities from buying anyone a fresh quota. Keys live in two queues,
-//   each in least-recently-used order: `open` (the last decision left room for another request) and
-//   `limited` (it left none: the identity is at or over its limit). The victim is the least recently
-//   used open key; a limited key goes only when no key is open. Forgetting a limited identity would
+//   each in least-recently-used order: `open` (the last decision left room for another request like
+//   it) and `limited` (it left none: the identity is at or over its limit). The victim is the least
+//   recently used open key; a limited key goes only when no key is open. Forgetting a limited identity would
 //   hand it its whole quota back, which is exactly what a flood of junk identities is after, and each
 //   junk identity is itself open, so the flood only ever evicts itself and the idle. Only once every key
 //   held is limited (maxKeys identities that each spent a whole quota) does the one limited longest ago

@@ -56,14 +56,21 @@ local function decide(key, cost)
     -- stack is bounded).
     local m, k, need = member, counts[longest], cost
     while need > 0 do
-      local args, a = { 'NX' }, 1
-      for _ = 1, math.min(need, ZADD_CHUNK) do
-        args[a + 1], args[a + 2] = score, m
-        a = a + 2
+      if need == 1 then
+        -- The usual case (cost 1, or the last member): no argument table to build.
+        if redis.call('ZADD', key, 'NX', score, m) == 1 then break end
         m = member .. '-' .. k
         k = k + 1
+      else
+        local args, a = { 'NX' }, 1
+        for _ = 1, math.min(need, ZADD_CHUNK) do
+          args[a + 1], args[a + 2] = score, m
+          a = a + 2
+          m = member .. '-' .. k
+          k = k + 1
+        end
+        need = need - redis.call('ZADD', key, unpack(args))
       end
-      need = need - redis.call('ZADD', key, unpack(args))
     end
     redis.call('PEXPIRE', key, W[longest])
     for j = 1, n do counts[j] = counts[j] + cost end
