@@ -135,7 +135,7 @@ function limitsText(l: RouteLimits): string {
   const windows = l.windows.map((w) => `${w.name} ${w.limit}/${formatDuration(w.windowMs)}`).join(', ');
   const cost =
     l.cost.type === 'header'
-      ? `cost ${l.cost.name} (default ${l.cost.default}, max ${l.cost.max})`
+      ? `cost from ${l.cost.name}: 1 to ${l.cost.max}, default ${l.cost.default}`
       : l.cost.units === 1
         ? ''
         : `cost ${l.cost.units}`;

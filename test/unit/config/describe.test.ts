@@ -175,7 +175,7 @@ routes:
   it('validate shows a cost other than 1 next to the windows', () => {
     expect(summarizePolicy('p.yaml', policy()).split('\n').slice(3, 5)).toEqual([
       '    upload  *  /upload  -> app  per ip: hourly 10/1h (cost 5)',
-      '    api     *  /v1/*    -> app  per ip: hourly 100/1h (cost x-request-cost (default 2, max 50))',
+      '    api     *  /v1/*    -> app  per ip: hourly 100/1h (cost from x-request-cost: 1 to 50, default 2)',
     ]);
   });
 
