@@ -2,6 +2,7 @@
 // proxy would do with one request). Pure functions of the policy, so tests compare exact strings.
 import { redactUrl } from '../../core/redact-url.js';
 import { normalizeTarget } from '../http/normalize-path.js';
+import { parseCost } from '../http/request-cost.js';
 import { compileRoutes } from '../http/router.js';
 import { formatDuration, formatSize, type Policy, type RouteLimits, type Upstream } from './schema.js';
 
@@ -68,6 +69,8 @@ export function explainRequest(policy: Policy, request: ExplainRequest): string 
     lines.push(`limits: ${windows} (${l.algorithm})`);
     if (l.shadow) lines.push('shadow: yes, requests over the limit are counted and reported, never rejected');
     lines.push(`key: ${keyText(l, request.headers ?? {})}`);
+    const cost = costText(l, request.headers ?? {});
+    if (cost !== null) lines.push(`cost: ${cost}`);
   } else {
     lines.push('limits: none, forwarded unlimited');
   }
@@ -91,6 +94,19 @@ function keyText(limits: RouteLimits, headers: Readonly<Record<string, string>>)
   const value = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
   // The data plane counts a request without the header (or with it empty) by client IP.
   return value ? `header ${name} = ${value}` : `header ${name} (not sent, so counted by client ip)`;
+}
+
+/** What the request counts; null for the default, 1 (nothing worth a line). */
+function costText(limits: RouteLimits, headers: Readonly<Record<string, string>>): string | null {
+  const c = limits.cost;
+  if (c.type === 'fixed') return c.units === 1 ? null : `${c.units} units per request`;
+  const others = `${c.default}, the default, from anyone else (a client's own header is ignored)`;
+  const value = Object.entries(headers).find(([k]) => k.toLowerCase() === c.name)?.[1];
+  if (value === undefined) return `header ${c.name} (not sent, so ${c.default}, the default)`;
+  const n = parseCost(value, c.max);
+  return n === 0
+    ? `header ${c.name} = ${JSON.stringify(value)} is not a whole number from 1 to ${c.max}: refused with 400 from a trusted proxy; ${others}`
+    : `header ${c.name} = ${n} from a trusted proxy (client_ip.trusted_proxies); ${others}`;
 }
 
 function upstreamText(u: Upstream): string[] {
@@ -117,7 +133,15 @@ function upstreamText(u: Upstream): string[] {
 function limitsText(l: RouteLimits): string {
   const key = l.key.type === 'ip' ? 'ip' : `header ${l.key.name}`;
   const windows = l.windows.map((w) => `${w.name} ${w.limit}/${formatDuration(w.windowMs)}`).join(', ');
-  const notes = [l.algorithm === 'sliding-log' ? '' : l.algorithm, l.shadow ? 'shadow' : ''].filter(Boolean);
+  const cost =
+    l.cost.type === 'header'
+      ? `cost from ${l.cost.name}: 1 to ${l.cost.max}, default ${l.cost.default}`
+      : l.cost.units === 1
+        ? ''
+        : `cost ${l.cost.units}`;
+  const notes = [l.algorithm === 'sliding-log' ? '' : l.algorithm, l.shadow ? 'shadow' : '', cost].filter(
+    Boolean,
+  );
   return `per ${key}: ${windows}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
 }
 

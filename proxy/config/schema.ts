@@ -13,7 +13,7 @@
 //     failure_statuses [502, 503, 504], failure_rate off (when given: window 60s, minimum_calls 20)
 //   route: methods any, max_body unlimited (bodies stream, so the proxy holds none in memory; a cap is the
 //     service's choice, not a resource the proxy needs), limits none (forwarded unlimited)
-//   limits: key ip, algorithm sliding-log, shadow false
+//   limits: key ip, algorithm sliding-log, shadow false, cost 1 (header form: default 1)
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
@@ -210,6 +210,56 @@ const windowSchema = strict({
   per: duration,
 });
 
+/** What one request of a route counts in its windows: a fixed number of units, or a trusted header's. */
+export type RouteCost =
+  | { type: 'fixed'; units: number }
+  | { type: 'header'; name: string; default: number; max: number };
+
+const costHeaderSchema = strict({
+  header: z
+    .string()
+    .regex(TOKEN_RE, { error: (iss) => `invalid header name ${describeValue(iss.input)}` })
+    .transform((h) => h.toLowerCase()),
+  default: count(1).default(1),
+  max: count(1),
+}).transform((c, ctx): RouteCost => {
+  if (c.max < c.default) {
+    ctx.issues.push({
+      code: 'custom',
+      path: ['max'],
+      input: c.max,
+      message: `max ${c.max} is below default ${c.default}; the default must be a cost the header could send`,
+    });
+    return z.NEVER;
+  }
+  return { type: 'header', name: c.header, default: c.default, max: c.max };
+});
+
+/** `cost: 5` or `cost: { header, default, max }`; checked against the windows by limitsSchema. */
+const costSchema = z.unknown().transform((input, ctx): RouteCost => {
+  if (typeof input === 'number') {
+    if (Number.isSafeInteger(input) && input >= 1) return { type: 'fixed', units: input };
+    ctx.issues.push({
+      code: 'custom',
+      input,
+      message: `cost must be a whole number of at least 1 (the units each request counts), got ${describeValue(input)}`,
+    });
+    return z.NEVER;
+  }
+  if (typeof input === 'object' && input !== null && !Array.isArray(input)) {
+    const r = costHeaderSchema.safeParse(input, { error: policyErrorMap });
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) ctx.issues.push({ ...issue, input: undefined });
+    return z.NEVER;
+  }
+  ctx.issues.push({
+    code: 'custom',
+    input,
+    message: `expected a whole number of at least 1 (the cost of every request) or { header, default, max }, got ${describeValue(input)}`,
+  });
+  return z.NEVER;
+});
+
 const MAX_WINDOWS = 32;
 const HOUR_MS = DURATION_UNITS_MS.h;
 const DAY_MS = DURATION_UNITS_MS.d;
@@ -222,6 +272,7 @@ const limitsSchema = strict({
   windows: z.array(windowSchema).max(MAX_WINDOWS).optional(),
   algorithm: z.enum(['sliding-log', 'sliding-counter']).default('sliding-log'),
   shadow: z.boolean().default(false),
+  cost: costSchema.optional(),
 }).transform((limits, ctx) => {
   const issuesBefore = ctx.issues.length;
   // Each window with the path of the YAML value its limit came from, for error positions.
@@ -274,6 +325,23 @@ const limitsSchema = strict({
       });
     }
   }
+  // A request that costs more than a window admits could never pass: refused at load, not at 3 a.m.
+  const cost: RouteCost = limits.cost ?? { type: 'fixed', units: 1 };
+  const units = cost.type === 'fixed' ? cost.units : cost.max;
+  const smallest = windows.reduce<WindowSpec | null>(
+    (m, w) => (m === null || w.spec.limit < m.limit ? w.spec : m),
+    null,
+  );
+  if (smallest !== null && units > smallest.limit) {
+    ctx.issues.push({
+      code: 'custom',
+      path: cost.type === 'fixed' ? ['cost'] : ['cost', 'max'],
+      input: units,
+      message:
+        `${cost.type === 'fixed' ? 'cost' : 'max'} ${units} is more than ${smallest.name}'s limit of ` +
+        `${smallest.limit}; a request that costs more than a window's limit could never be admitted`,
+    });
+  }
   if (ctx.issues.length > issuesBefore) return z.NEVER;
   return {
     key: limits.key,
@@ -281,6 +349,7 @@ const limitsSchema = strict({
     windows: windows.map((w) => w.spec),
     algorithm: limits.algorithm,
     shadow: limits.shadow,
+    cost,
   };
 });
 

@@ -11,6 +11,8 @@ import { RateLimiter } from '../ratelimit/limiter.js';
 import type { RateLimitStore } from '../ratelimit/store.js';
 import { canonicalIp, compileTrustedProxies } from './client-ip.js';
 import { headerIdentity, ipIdentity } from './identity.js';
+import { requestCost } from './request-cost.js';
+import { BASE_SINGLETONS, singletonHeaders } from './request-headers.js';
 import { compileRoutes } from './router.js';
 import { keyExtractor, type RouteRuntime, type Runtime, type UpstreamRuntime } from './runtime.js';
 
@@ -28,10 +30,10 @@ export function poolHash(u: Upstream): string {
 /**
  * The scope of a route's limiter keys. It carries a hash of the limits: an unchanged route keeps its
  * counters across a reload, a changed one starts afresh instead of misreading state kept for other
- * windows.
+ * windows. The cost is left out: it changes what a request adds, not what a counter means.
  */
 export function limiterScope(route: Route, limits: RouteLimits): string {
-  return `${route.name}:${sectionHash(limits).slice(0, 8)}`;
+  return `${route.name}:${sectionHash({ ...limits, cost: undefined }).slice(0, 8)}`;
 }
 
 function newPool(u: Upstream): Pool {
@@ -100,11 +102,15 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
   const table = p.routes.map((r) => {
     const upstream = upstreams.get(r.upstream)!;
     const limits = r.limits;
+    const keyHeader = limits?.key.type === 'header' ? limits.key.name : null;
+    const cost = limits && requestCost(limits.cost);
+    const read = [keyHeader, cost?.header ?? null].filter((h): h is string => h !== null);
     const rt: RouteRuntime = {
       name: r.name,
       upstream,
       duration: i.metrics.durationHandle(r.name, upstream.name),
       maxBody: r.maxBodyBytes ?? Number.POSITIVE_INFINITY,
+      singletons: read.length === 0 ? BASE_SINGLETONS : singletonHeaders(read),
       limits: limits && {
         limiter: new RateLimiter({
           store: i.store,
@@ -112,14 +118,14 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
           algorithm: limits.algorithm,
           scope: limiterScope(r, limits),
         }),
-        keyHeader: limits.key.type === 'header' ? limits.key.name : null,
-        keyOf: keyExtractor(limits.key.type === 'header' ? limits.key.name : null),
+        keyOf: keyExtractor(keyHeader),
         adminKey:
           limits.key.type === 'header'
             ? headerIdentity
             : (id: string) => ipIdentity(canonicalIp(id), p.clientIp.ipv6Prefix),
         shadow: limits.shadow,
         policyHeader: rateLimitPolicy(limits.windows),
+        cost: cost!,
       },
     };
     routes.set(r.name, rt);

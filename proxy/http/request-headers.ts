@@ -4,8 +4,8 @@
 // take that for an upstream failure):
 // - a second Host, Content-Length, Content-Type or Authorization: upstreams disagree on which copy
 //   wins, and undici refuses to send two Hosts;
-// - a second copy of the header a route's limits are keyed by: counted under "a, b" while the
-//   upstream reads "a", it would be a fresh quota;
+// - a second copy of a header a route's limits read (its key, its cost): counted under "a, b" while
+//   the upstream reads "a", a key would be a fresh quota, and two costs leave no one cost to count;
 // - more than `maxHeaders` headers: a Node upstream keeps only the first ~1,000 lines, so padding
 //   would push out the headers the proxy adds (X-Forwarded-For, X-Request-Id).
 // Dropped on the way: hop-by-hop headers and those the Connection header names (never Host or
@@ -50,13 +50,30 @@ const OWN = new Set([
   'x-request-id',
 ]);
 
-/** Headers that may appear once, each with its bit in a per-request mask (no allocation per request). */
-const SINGLETONS = new Map([
-  ['host', 1],
-  ['content-length', 2],
-  ['content-type', 4],
-  ['authorization', 8],
-]);
+/**
+ * Lower-cased names of the headers a request may carry once, each with its bit in a per-request mask
+ * (no allocation per request). Built per route at configuration time (singletonHeaders).
+ */
+export type SingletonHeaders = ReadonlyMap<string, number>;
+
+/** Singletons on every route. */
+const ALWAYS = ['host', 'content-length', 'content-type', 'authorization'];
+/** Bits of a 32-bit mask that stay positive. */
+const MAX_SINGLETONS = 31;
+
+/** Every route's singletons plus `extra` (lower-cased: the headers its limits read). */
+export function singletonHeaders(extra: readonly string[]): SingletonHeaders {
+  const map = new Map<string, number>();
+  for (const name of [...ALWAYS, ...extra]) {
+    if (map.has(name)) continue;
+    if (map.size === MAX_SINGLETONS) throw new RangeError(`more than ${MAX_SINGLETONS} singleton headers`);
+    map.set(name, 1 << map.size);
+  }
+  return map;
+}
+
+/** The singletons of a route whose limits read no header. */
+export const BASE_SINGLETONS: SingletonHeaders = singletonHeaders([]);
 
 /** Headers a Connection token may not remove: they carry the request's target and framing. */
 const PINNED = new Set(['host', 'content-length']);
@@ -76,12 +93,12 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 
 /**
  * The headers to send upstream as a flat [name, value, …] list (cheaper for undici than an object),
- * or why the request must be refused. `keyHeader` is the lower-cased header the route's limits are
- * keyed by, if any; `skipHost` drops the client's Host (an absolute-form target supplies it).
+ * or why the request must be refused. `singletons` are the route's (singletonHeaders); `skipHost`
+ * drops the client's Host (an absolute-form target supplies it).
  */
 export function checkRequestHeaders(
   req: IncomingMessage,
-  keyHeader: string | null,
+  singletons: SingletonHeaders,
   skipHost: boolean,
   rules: HeaderRules,
 ): CheckedHeaders {
@@ -91,18 +108,13 @@ export function checkRequestHeaders(
   }
   const extra = connectionTokens(req.headers.connection);
   let seen = 0;
-  let keySeen = false;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    const bit = SINGLETONS.get(name);
+    const bit = singletons.get(name);
     if (bit !== undefined) {
       if ((seen & bit) !== 0) return duplicate(raw[i]!);
       seen |= bit;
-    }
-    if (name === keyHeader) {
-      if (keySeen) return duplicate(raw[i]!);
-      keySeen = true;
     }
     if (HOP_BY_HOP.has(name) || OWN.has(name) || extra?.has(name)) continue;
     if (!rules.underscores && name.includes('_')) continue;

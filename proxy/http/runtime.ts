@@ -6,6 +6,8 @@ import type { RateLimiter } from '../ratelimit/limiter.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
 import { headerIdentity } from './identity.js';
+import type { RequestCost } from './request-cost.js';
+import type { SingletonHeaders } from './request-headers.js';
 
 export interface UpstreamRuntime {
   readonly name: string;
@@ -16,14 +18,14 @@ export interface UpstreamRuntime {
 
 export interface RouteLimits {
   readonly limiter: RateLimiter;
-  /** The lower-cased header the limits are keyed by, or null when keyed by IP. */
-  readonly keyHeader: string | null;
   /** The identity to count under: the header's value, or the client's IP identity when it is absent. */
   readonly keyOf: (req: IncomingMessage, ipKey: string) => string;
   /** The key /admin/limits looks up for a raw IP or header value. */
   readonly adminKey: (id: string) => string;
   readonly shadow: boolean;
   readonly policyHeader: string;
+  /** What a request counts in the windows (limits.cost). */
+  readonly cost: RequestCost;
 }
 
 export interface RouteRuntime {
@@ -32,6 +34,8 @@ export interface RouteRuntime {
   readonly upstream: UpstreamRuntime;
   readonly maxBody: number;
   readonly limits: RouteLimits | null;
+  /** Headers a request of this route may carry once: the usual ones and those its limits read. */
+  readonly singletons: SingletonHeaders;
 }
 
 export interface Runtime {

@@ -185,12 +185,7 @@ export class DataPlane {
     if (declared !== undefined && Number(declared) > route.maxBody) {
       return { pass: false, route, code: 'payload_too_large', extra: { max_body: route.maxBody } };
     }
-    const checked = checkRequestHeaders(
-      req,
-      route.limits?.keyHeader ?? null,
-      target.authority !== null,
-      this.d.client,
-    );
+    const checked = checkRequestHeaders(req, route.singletons, target.authority !== null, this.d.client);
     if (!checked.ok) return { pass: false, route, code: checked.code, extra: { detail: checked.detail } };
 
     const peer = this.peerOf(req, rt);
@@ -200,7 +195,11 @@ export class DataPlane {
     if (route.limits === null)
       return this.admitted(req, route, target, checked.headers, peer, clientIp, null);
     const id = peer.trusted ? ipIdentity(clientIp, rt.ipv6Prefix) : peer.ipKey;
-    return this.limit(rt, route, req, id).then((limited) =>
+    // A cost header a trusted proxy got wrong is refused before it counts anything.
+    const cost = route.limits.cost.of(req, peer.trusted);
+    if (cost === 0)
+      return { pass: false, route, code: 'bad_request', extra: { detail: route.limits.cost.invalid } };
+    return this.limit(rt, route, req, id, cost).then((limited) =>
       limited.pass === false
         ? limited
         : this.admitted(req, route, target, checked.headers, peer, clientIp, limited.headers),
@@ -246,12 +245,13 @@ export class DataPlane {
     route: RouteRuntime,
     req: IncomingMessage,
     ipKey: string,
+    cost: number,
   ): Promise<{ pass: true; headers: Record<string, string> | null } | (Verdict & { pass: false })> {
     const limits = route.limits!;
     const id = limits.keyOf(req, ipKey);
     let decision: Decision;
     try {
-      decision = await limits.limiter.check(id);
+      decision = await limits.limiter.check(id, cost);
     } catch (err) {
       if (!isStoreUnavailable(err)) throw err;
       if (!rt.storeDenies) return { pass: true, headers: null };

@@ -83,6 +83,7 @@ describe('example policies', () => {
       ],
       algorithm: 'sliding-log',
       shadow: false,
+      cost: { type: 'fixed', units: 1 },
     });
     expect(byName.reports!.limits!.shadow).toBe(true);
     expect(byName.uploads!.limits!.algorithm).toBe('sliding-counter');
@@ -149,7 +150,80 @@ describe('defaults', () => {
       windows: [{ name: 'daily', limit: 10, windowMs: 86_400_000 }],
       algorithm: 'sliding-log',
       shadow: false,
+      cost: { type: 'fixed', units: 1 },
     });
+  });
+
+  it('cost: a fixed number of units, or a header with its default (1) and its max', () => {
+    const cost = (yaml: string) =>
+      valid(
+        parsePolicy(
+          MINIMAL.replace(
+            'upstream: backend',
+            `upstream: backend
+    limits: { hourly: 100, cost: ${yaml} }`,
+          ),
+          'p.yaml',
+          {},
+        ),
+      ).routes[0]!.limits!.cost;
+    expect(cost('5')).toEqual({ type: 'fixed', units: 5 });
+    expect(cost('100')).toEqual({ type: 'fixed', units: 100 });
+    expect(cost('{ header: X-Request-Cost, max: 100 }')).toEqual({
+      type: 'header',
+      name: 'x-request-cost',
+      default: 1,
+      max: 100,
+    });
+    expect(cost('{ header: X-Request-Cost, default: 3, max: 3 }')).toMatchObject({ default: 3, max: 3 });
+  });
+
+  it('cost: every wrong value is an error at its own position, saying why', () => {
+    const errors = (yaml: string) => {
+      const r = parsePolicy(
+        MINIMAL.replace(
+          'upstream: backend',
+          `upstream: backend
+    limits: { hourly: 100, cost: ${yaml} }`,
+        ),
+        'p.yaml',
+        {},
+      );
+      return r.ok ? [] : r.errors.map((e) => e.replace(/^p\.yaml:\d+:/, ''));
+    };
+    const at = (col: number, where: string, message: string) => [
+      `${col}: routes[0].limits.${where}: ${message}`,
+    ];
+    const whole = (got: string) =>
+      `cost must be a whole number of at least 1 (the units each request counts), got ${got}`;
+    const either = (got: string) =>
+      `expected a whole number of at least 1 (the cost of every request) or { header, default, max }, got ${got}`;
+    expect(errors('0')).toEqual(at(34, 'cost', whole('0')));
+    expect(errors('-3')).toEqual(at(34, 'cost', whole('-3')));
+    expect(errors('2.5')).toEqual(at(34, 'cost', whole('2.5')));
+    expect(errors('1e3')).toEqual(
+      at(
+        34,
+        'cost',
+        "cost 1000 is more than hourly's limit of 100; a request that costs more than a window's limit could never be admitted",
+      ),
+    );
+    expect(errors('"5"')).toEqual(at(34, 'cost', either('"5"')));
+    expect(errors('[5]')).toEqual(at(34, 'cost', either('a list')));
+    expect(errors('{ header: X-Cost, max: 101 }')).toEqual(
+      at(
+        57,
+        'cost.max',
+        "max 101 is more than hourly's limit of 100; a request that costs more than a window's limit could never be admitted",
+      ),
+    );
+    expect(errors('{ header: X-Cost, default: 0, max: 5 }')).toEqual(
+      at(61, 'cost.default', 'must be at least 1, got 0'),
+    );
+    expect(errors('{ header: "X Cost", max: 5 }')).toEqual(
+      at(44, 'cost.header', 'invalid header name "X Cost"'),
+    );
+    expect(errors('{ header: X-Cost }')).toEqual(at(28, 'cost', 'missing required key "max"'));
   });
 
   it('failure_rate fills its window and minimum_calls', () => {
@@ -472,6 +546,21 @@ routes:
     expect(scope(after, 0)).toBe(scope(before, 0));
     expect(scope(after, 1)).not.toBe(scope(before, 1));
     expect(poolHash(after.upstreams.backend!)).toBe(poolHash(before.upstreams.backend!));
+  });
+
+  it("a route's cost is no part of its limiter scope: changing it keeps the counters", () => {
+    const withCost = (cost: string) =>
+      valid(
+        parsePolicy(
+          two(10, false).replace('limits: { hourly: 10 }', `limits: { hourly: 10, cost: ${cost} }`),
+          'p.yaml',
+          {},
+        ),
+      );
+    const scope = (p: Policy): string => limiterScope(p.routes[1]!, p.routes[1]!.limits!);
+    const plain = valid(parsePolicy(two(10, false), 'p.yaml', {}));
+    expect(scope(withCost('5'))).toBe(scope(plain));
+    expect(scope(withCost('{ header: X-Cost, max: 10 }'))).toBe(scope(plain));
   });
 
   it('the policy hash follows the effective content, not the text', () => {

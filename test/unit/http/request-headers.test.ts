@@ -2,7 +2,12 @@
 // proxy-owned headers dropped, the admin cookie stripped.
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { checkRequestHeaders, type HeaderRules } from '../../../proxy/http/request-headers.js';
+import {
+  BASE_SINGLETONS,
+  checkRequestHeaders,
+  type HeaderRules,
+  singletonHeaders,
+} from '../../../proxy/http/request-headers.js';
 
 const RULES: HeaderRules = { maxHeaders: 100, underscores: false };
 
@@ -15,8 +20,8 @@ function req(...raw: string[]): IncomingMessage {
   return { rawHeaders: raw, headers } as unknown as IncomingMessage;
 }
 
-function forwarded(r: IncomingMessage, keyHeader: string | null = null, skipHost = false, rules = RULES) {
-  const out = checkRequestHeaders(r, keyHeader, skipHost, rules);
+function forwarded(r: IncomingMessage, singletons = BASE_SINGLETONS, skipHost = false, rules = RULES) {
+  const out = checkRequestHeaders(r, singletons, skipHost, rules);
   if (!out.ok) throw new Error(`refused: ${out.detail}`);
   return out.headers;
 }
@@ -36,21 +41,29 @@ describe('checkRequestHeaders', () => {
   it.each(['Host', 'Content-Length', 'Content-Type', 'Authorization'])('refuses a second %s', (name) => {
     const out = checkRequestHeaders(
       req(name, '1', 'X-Other', 'x', name.toLowerCase(), '2'),
-      null,
+      BASE_SINGLETONS,
       false,
       RULES,
     );
     expect(out).toMatchObject({ ok: false, code: 'bad_request' });
   });
 
-  it('refuses a second copy of the key header but forwards both copies of another', () => {
+  it("refuses a second copy of a header the route's limits read, but forwards both copies of another", () => {
+    const route = singletonHeaders(['x-api-key', 'x-request-cost']);
     const twoKeys = req('X-Api-Key', 'a', 'x-api-key', 'b');
-    expect(checkRequestHeaders(twoKeys, 'x-api-key', false, RULES)).toMatchObject({
+    expect(checkRequestHeaders(twoKeys, route, false, RULES)).toEqual({
       ok: false,
       code: 'bad_request',
+      detail: 'more than one x-api-key header',
     });
-    expect(forwarded(twoKeys, null)).toEqual(['X-Api-Key', 'a', 'x-api-key', 'b']);
-    expect(forwarded(req('Accept', 'a', 'Accept', 'b', 'X-Api-Key', 'k'), 'x-api-key')).toEqual([
+    const twoCosts = req('X-Request-Cost', '1', 'X-Api-Key', 'k', 'X-REQUEST-COST', '1');
+    expect(checkRequestHeaders(twoCosts, route, false, RULES)).toEqual({
+      ok: false,
+      code: 'bad_request',
+      detail: 'more than one X-REQUEST-COST header',
+    });
+    expect(forwarded(twoKeys)).toEqual(['X-Api-Key', 'a', 'x-api-key', 'b']);
+    expect(forwarded(req('Accept', 'a', 'Accept', 'b', 'X-Api-Key', 'k'), route)).toEqual([
       'Accept',
       'a',
       'Accept',
@@ -60,10 +73,20 @@ describe('checkRequestHeaders', () => {
     ]);
   });
 
+  it('singletonHeaders: the base four plus the extras, once each', () => {
+    expect([...BASE_SINGLETONS.keys()]).toEqual(['host', 'content-length', 'content-type', 'authorization']);
+    const route = singletonHeaders(['authorization', 'x-cost', 'x-cost']);
+    expect([...route.keys()]).toEqual(['host', 'content-length', 'content-type', 'authorization', 'x-cost']);
+    expect(new Set(route.values()).size).toBe(5);
+    expect(() => singletonHeaders(Array.from({ length: 28 }, (_, i) => `x-${i}`))).toThrow(RangeError);
+  });
+
   it('refuses more than maxHeaders lines', () => {
     const rules = { maxHeaders: 2, underscores: false };
-    expect(forwarded(req('A', '1', 'B', '2'), null, false, rules)).toHaveLength(4);
-    expect(checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), null, false, rules)).toMatchObject({
+    expect(forwarded(req('A', '1', 'B', '2'), BASE_SINGLETONS, false, rules)).toHaveLength(4);
+    expect(
+      checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), BASE_SINGLETONS, false, rules),
+    ).toMatchObject({
       ok: false,
       code: 'headers_too_large',
     });
@@ -122,7 +145,7 @@ describe('checkRequestHeaders', () => {
   it('drops names with an underscore unless underscores are allowed', () => {
     const r = req('X_API_KEY', 'k', 'X-Kept', '1');
     expect(forwarded(r)).toEqual(['X-Kept', '1']);
-    expect(forwarded(r, null, false, { maxHeaders: 100, underscores: true })).toEqual([
+    expect(forwarded(r, BASE_SINGLETONS, false, { maxHeaders: 100, underscores: true })).toEqual([
       'X_API_KEY',
       'k',
       'X-Kept',
@@ -131,7 +154,7 @@ describe('checkRequestHeaders', () => {
   });
 
   it('drops Host when skipHost is set', () => {
-    expect(forwarded(req('Host', 'a', 'X-Kept', '1'), null, true)).toEqual(['X-Kept', '1']);
+    expect(forwarded(req('Host', 'a', 'X-Kept', '1'), BASE_SINGLETONS, true)).toEqual(['X-Kept', '1']);
   });
 
   it('strips the admin session cookie and keeps the others', () => {
