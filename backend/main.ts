@@ -14,7 +14,8 @@ import { publishCancel, subscribeCancels } from './jobs/cancel-bus.js';
 import { CheckpointManager } from './jobs/checkpoints.js';
 import { createEngineBreaker, guardTranscriber, type Transcriber } from './jobs/guarded-transcriber.js';
 import { createJobHandler } from './jobs/job-handler.js';
-import { JobStore } from './jobs/job-store.js';
+import { type JobNotice, JobStore } from './jobs/job-store.js';
+import type { EnginePart, EngineProblem } from './jobs/media-adapters.js';
 import { JobRunner } from './jobs/pipeline.js';
 import { JobWorker, TranscriptionQueue } from './jobs/queue.js';
 import { BackendMetrics } from './metrics.js';
@@ -51,6 +52,7 @@ export interface RunningBackend {
 /** How long shutdown waits for in-flight requests to end and running jobs to checkpoint and return. */
 export const DRAIN_MS = 10_000;
 const ENGINE_RECHECK_MS = 10_000;
+const ENGINE_CHECK_TTL_MS = 2_000;
 
 /** Starts the API and/or a worker (settings.role) as `settings` say (backend/settings.ts). */
 export async function startBackend(
@@ -140,9 +142,15 @@ function checkpointManager(
   return checkpoints;
 }
 
+/** The engine's parts this process checks (the real ones, not those replaced in tests), and what is missing. */
+interface EngineCheck {
+  parts: readonly EnginePart[];
+  problems: readonly EngineProblem[];
+}
+
 interface WorkerRole {
-  /** null when the engine is ready; otherwise why not (for /readyz). */
-  engineReason(): Promise<string | null>;
+  /** What /readyz and GET /status report; recent (at most ENGINE_CHECK_TTL_MS old). */
+  checkEngine(): Promise<EngineCheck>;
   /** Running jobs checkpoint and return to the queue, until `deadline` at most. */
   stop(deadline: number): Promise<void>;
   /** Ends the cancel subscription; after stop. */
@@ -160,8 +168,26 @@ async function startWorkerRole(x: Shared): Promise<WorkerRole> {
     threads: settings.whisperThreads,
     fastDecode: settings.whisperFastDecode,
   };
-  const engineReason = async (): Promise<string | null> =>
-    deps.transcriber || !media ? null : media.whyEngineNotReady(engineConfig);
+  const parts: EnginePart[] = [
+    ...(deps.audio ? [] : (['ffmpeg', 'ffprobe'] as const)),
+    ...(deps.transcriber ? [] : (['whisper', 'model'] as const)),
+  ];
+  let cached: { at: number; check: Promise<EngineCheck> } | null = null;
+  // Status polls ask too: a check (a few file lookups) is shared by the polls of a second or two.
+  const checkEngine = (): Promise<EngineCheck> => {
+    const now = Date.now();
+    if (cached && now - cached.at < ENGINE_CHECK_TTL_MS) return cached.check;
+    const check = (async (): Promise<EngineCheck> => {
+      if (!media) return { parts, problems: [] };
+      const [audioProblems, whisperProblems] = await Promise.all([
+        deps.audio ? [] : media.audioToolProblems(settings.mediaTools),
+        deps.transcriber ? [] : media.whisperProblems(engineConfig),
+      ]);
+      return { parts, problems: [...audioProblems, ...whisperProblems] };
+    })();
+    cached = { at: now, check };
+    return check;
+  };
   const breaker = createEngineBreaker({ clock: deps.clock, metrics, logger });
   let worker: JobWorker | null = null;
   let engineTimer: NodeJS.Timeout | null = null;
@@ -169,7 +195,7 @@ async function startWorkerRole(x: Shared): Promise<WorkerRole> {
 
   const startWorker = async (): Promise<void> => {
     const engine = deps.transcriber ?? (await media!.createWhisperTranscriber(engineConfig));
-    const audio = deps.audio ?? media!.createAudioTools();
+    const audio = deps.audio ?? media!.createAudioTools(settings.mediaTools);
     const runner = new JobRunner({
       store,
       checkpoints,
@@ -193,23 +219,24 @@ async function startWorkerRole(x: Shared): Promise<WorkerRole> {
     logger.info({ lease_ms: settings.jobLeaseMs }, 'worker started');
   };
 
-  const reason = await engineReason();
-  if (reason === null) await startWorker();
+  const first = await checkEngine();
+  if (first.problems.length === 0) await startWorker();
   else {
-    // The backend still starts without a model: /readyz says why, and the worker starts as
-    // soon as the files appear (e.g. `floodgate model download` finishing).
+    // The backend still starts without a model (or ffmpeg): /readyz and the status of every queued
+    // job say why, and the worker starts as soon as the files appear (e.g. `floodgate model
+    // download` finishing). A job never starts only to fail for want of a tool.
     logger.warn(
-      { reason },
-      'whisper engine not ready; jobs wait in the queue. Provide a model: set WHISPER_MODEL to a ggml file, ' +
-        'or run `npx floodgate model download base.en`',
+      { reason: first.problems.map((p) => p.detail).join('; '), missing: first.problems.map((p) => p.part) },
+      'engine not ready; jobs wait in the queue until every part in `reason` is in place (a model: ' +
+        'WHISPER_MODEL or `npx floodgate model download base.en`; ffmpeg: FFMPEG_PATH/FFPROBE_PATH or install it)',
     );
     engineTimer = setInterval(() => {
-      void engineReason()
+      void checkEngine()
         .then(async (r) => {
-          if (r !== null || worker || !engineTimer) return;
+          if (r.problems.length > 0 || worker || !engineTimer) return;
           clearInterval(engineTimer);
           engineTimer = null;
-          logger.info('whisper engine found');
+          logger.info('engine ready: every part is in place');
           await startWorker();
         })
         .catch((err) => logger.error({ err }, 'could not start the worker'));
@@ -217,7 +244,7 @@ async function startWorkerRole(x: Shared): Promise<WorkerRole> {
   }
 
   return {
-    engineReason,
+    checkEngine,
     async stop(deadline) {
       if (engineTimer) clearInterval(engineTimer);
       engineTimer = null;
@@ -249,10 +276,22 @@ async function startApiRole(
       checks.redis = `unreachable at ${redactUrl(redisUrl)}: ${(err as Error).message}`;
     }
     if (worker === null) checks.engine = 'not checked (role api: the workers run it)';
-    else checks.engine = (await worker.engineReason()) ?? 'ok';
+    else {
+      const { parts, problems } = await worker.checkEngine();
+      checks.engine = problems.length === 0 ? 'ok' : problems.map((p) => p.detail).join('; ');
+      for (const part of parts) checks[part] = problems.find((p) => p.part === part)?.detail ?? 'ok';
+    }
     const ready = checks.redis === 'ok' && (worker === null || checks.engine === 'ok');
     return { ready, checks };
   };
+  const engineNotice =
+    worker === null
+      ? undefined
+      : async (): Promise<JobNotice | null> => {
+          const { problems } = await worker.checkEngine();
+          if (problems.length === 0) return null;
+          return { code: 'engine_not_ready', message: problems.map((p) => p.notice).join('; ') };
+        };
   const server = createApiServer({
     store: x.store,
     queue: x.queue,
@@ -263,6 +302,7 @@ async function startApiRole(
     maxUploadBytes: settings.maxUploadBytes,
     logger,
     readiness,
+    engineNotice,
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -25,6 +25,9 @@ export const BACKEND_DEFAULTS = {
   DATA_DIR: './.data',
   WHISPER_THREADS: '2',
   WHISPER_FAST_DECODE: '0',
+  /** A command name is looked up on PATH; a value with a slash is a path. */
+  FFMPEG_PATH: 'ffmpeg',
+  FFPROBE_PATH: 'ffprobe',
   MAX_UPLOAD: '200mb',
   /**
    * Two hours: one job then holds ~240 segments and at most ~2 h of whisper time, the longest a
@@ -32,7 +35,11 @@ export const BACKEND_DEFAULTS = {
    */
   MAX_DURATION: '2h',
   CHECKPOINT_INTERVAL: '30s',
-  CHECKPOINT_EVERY_SEGMENTS: '5',
+  /**
+   * Every segment: a save is one small Redis script call whatever the job's length, while each
+   * segment a crash loses is seconds of whisper.cpp work to redo (bench/micro/checkpoint.ts).
+   */
+  CHECKPOINT_EVERY_SEGMENTS: '1',
   JOB_LEASE: '30s',
 } as const;
 
@@ -88,6 +95,8 @@ const settingsSchema = z
     WHISPER_BIN: optionalText,
     WHISPER_THREADS: wholeNumber,
     WHISPER_FAST_DECODE: text.transform((v) => v === '1' || v === 'true'),
+    FFMPEG_PATH: text,
+    FFPROBE_PATH: text,
     MAX_UPLOAD: size,
     MAX_DURATION: duration,
     CHECKPOINT_INTERVAL: duration,
@@ -110,6 +119,8 @@ const settingsSchema = z
       whisperThreads: e.WHISPER_THREADS,
       /** Greedy decoding without fallback (faster; the random-weight test model needs it). */
       whisperFastDecode: e.WHISPER_FAST_DECODE,
+      /** ffmpeg and ffprobe: a name to find on PATH, or a path (made absolute here). */
+      mediaTools: Object.freeze({ ffmpeg: command(e.FFMPEG_PATH), ffprobe: command(e.FFPROBE_PATH) }),
       maxUploadBytes: e.MAX_UPLOAD,
       /** Longer audio fails validate with invalid_audio. */
       maxDurationSec: e.MAX_DURATION / 1000,
@@ -120,6 +131,11 @@ const settingsSchema = z
       jobLeaseMs: e.JOB_LEASE,
     };
   });
+
+/** A bare command name stays one (PATH decides); anything with a slash is a path, made absolute. */
+function command(value: string): string {
+  return value.includes('/') ? resolve(value) : value;
+}
 
 export type BackendSettings = Readonly<z.output<typeof settingsSchema>>;
 

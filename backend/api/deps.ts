@@ -1,7 +1,7 @@
 // What the HTTP API needs from the rest of the backend, wired by main.ts.
 import type { Logger } from 'pino';
 import type { CheckpointManager } from '../jobs/checkpoints.js';
-import type { JobStore } from '../jobs/job-store.js';
+import type { JobNotice, JobStore } from '../jobs/job-store.js';
 import type { TranscriptionQueue } from '../jobs/queue.js';
 import type { BackendMetrics } from '../metrics.js';
 import type { DataPaths } from '../paths.js';
@@ -23,4 +23,6 @@ export interface ApiDeps {
   maxUploadBytes: number;
   logger: Logger;
   readiness(): Promise<Readiness>;
+  /** Why a queued job cannot start yet, or null; absent where this process cannot tell (role api). */
+  engineNotice?(): Promise<JobNotice | null>;
 }

@@ -13,7 +13,9 @@ export async function handleStatus(id: string, res: ServerResponse, deps: ApiDep
   if (!isJobId(id)) throw notFound();
   const status = await deps.store.status(id);
   if (!status) throw notFound();
-  sendJson(res, 200, status);
+  // A queued job on a backend that cannot run it would otherwise look like a slow queue.
+  const notice = status.state === 'queued' && deps.engineNotice ? await deps.engineNotice() : null;
+  sendJson(res, 200, notice ? { ...status, notice } : status);
 }
 
 export async function handleResult(id: string, url: URL, res: ServerResponse, deps: ApiDeps): Promise<void> {

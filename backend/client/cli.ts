@@ -3,6 +3,7 @@
 // stdout. Ctrl-C leaves the job running on the server and prints how to pick it up again.
 import { writeFile } from 'node:fs/promises';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import { EtaEstimator } from './eta.js';
 import {
   isClientError,
   type JobStatus,
@@ -39,6 +40,7 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
   }
 
   const view = progressView(Boolean(process.stderr.isTTY));
+  const notices = new NoticeReporter();
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
@@ -55,16 +57,21 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
         jobId = job.job_id;
         view.note(`uploaded ${audio}: job ${job.job_id}`);
       },
-      onStatus: (s) => view.update(s),
+      onStatus: (s) => {
+        const line = notices.next(s);
+        if (line !== null) view.note(line);
+        view.update(s);
+      },
       onRetry: (n) => view.note(retryLine(n)),
     });
     view.stop();
+    const body = endWithNewline(t.body);
     if (o.output) {
-      await writeFile(o.output, t.body);
+      await writeFile(o.output, body);
       process.stderr.write(`${PREFIX}wrote ${o.output} (${format}, job ${t.jobId})\n`);
     } else {
       await new Promise<void>((resolve, reject) =>
-        process.stdout.write(t.body, (err) => (err ? reject(err) : resolve())),
+        process.stdout.write(body, (err) => (err ? reject(err) : resolve())),
       );
     }
     return 0;
@@ -86,6 +93,13 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
     }
     const message = isClientError(err) || err instanceof Error ? err.message : String(err);
     const code = (err as { code?: string }).code;
+    if (isClientError(err) && err.code === 'refused') {
+      // Nothing has answered: no job can have started, and the likely fix is one of two.
+      process.stderr.write(
+        `${PREFIX}${message}; is the proxy running? Start it with \`npm start\`, or pass --url\n`,
+      );
+      return 1;
+    }
     process.stderr.write(`${PREFIX}${code === 'ENOENT' ? `cannot read ${audio}` : message}\n`);
     if (jobId !== null && !(isClientError(err) && (err.code === 'job_failed' || err.code === 'not_found'))) {
       process.stderr.write(`${PREFIX}the job may still be running: --job ${jobId} picks it up\n`);
@@ -94,6 +108,36 @@ export async function runTranscribe(audio: string | undefined, o: TranscribeCliO
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/**
+ * What the server says about a waiting job (GET /status's `notice`), as lines to print: a notice
+ * once when it appears or changes, not at every poll, and one line when it clears. The client
+ * keeps waiting: the backend starts the job by itself once the missing part is in place.
+ */
+export class NoticeReporter {
+  private shown: string | null = null;
+
+  next(s: JobStatus): string | null {
+    const message = s.notice?.message ?? null;
+    if (message === this.shown) return null;
+    const was = this.shown;
+    this.shown = message;
+    if (message !== null) {
+      return (
+        `the server cannot start job ${s.job_id} yet: ${message}. ` +
+        'It waits in the queue and starts once that is fixed (Ctrl-C leaves it queued)'
+      );
+    }
+    return was === null ? null : 'the server can run the job now';
+  }
+}
+
+/** A transcript on a terminal or in a file ends its last line, whatever the format. */
+export function endWithNewline(body: Buffer): Buffer {
+  return body.length === 0 || body[body.length - 1] === 0x0a
+    ? body
+    : Buffer.concat([body, Buffer.from('\n')]);
 }
 
 function retryLine(n: RetryNotice): string {
@@ -114,22 +158,6 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
-/** Remaining time from the progress made since the first sample that moved; null until it moves. */
-export class EtaEstimator {
-  private start: { at: number; progress: number } | null = null;
-
-  observe(progress: number, now = Date.now()): number | null {
-    if (this.start === null || progress < this.start.progress) {
-      this.start = { at: now, progress };
-      return null;
-    }
-    const done = progress - this.start.progress;
-    const elapsed = now - this.start.at;
-    if (done <= 0 || elapsed <= 0) return null;
-    return ((1 - progress) * elapsed) / done;
-  }
-}
-
 interface ProgressView {
   update(s: JobStatus): void;
   /** A line of its own, above the bar. */
@@ -138,7 +166,7 @@ interface ProgressView {
 }
 
 function detail(s: JobStatus): string {
-  const parts: string[] = [s.state];
+  const parts: string[] = [s.notice ? `${s.state}: engine not ready` : s.state];
   if (s.segments_total > 0) parts.push(`${s.segments_done}/${s.segments_total} segments`);
   if (s.resumed) parts.push('resumed');
   return parts.join(', ');
@@ -148,8 +176,8 @@ function detail(s: JobStatus): string {
 function progressView(tty: boolean): ProgressView {
   const eta = new EtaEstimator();
   const etaText = (s: JobStatus): string => {
-    const ms = eta.observe(s.progress);
-    return s.state === 'completed' ? '0 s' : ms === null ? '–' : formatDuration(ms);
+    const ms = eta.observe(s);
+    return ms === null ? '–' : formatDuration(ms);
   };
   if (!tty) {
     let last = '';

@@ -29,6 +29,8 @@ export type ClientErrorCode =
   /** Retried as often as allowed, or asked to wait longer than we will. */
   | 'gave_up'
   | 'unreachable'
+  /** Nothing listens at the URL, and nothing has answered there since the client started. */
+  | 'refused'
   | 'aborted';
 
 export class ClientError extends FloodgateError<ClientErrorCode> {
@@ -82,6 +84,12 @@ const CONNECTION_ERRORS = new Set([
 /** Without a Retry-After, and after a dropped connection: 1 s, 2 s, 4 s, ... up to 30 s. */
 const BACKOFF_BASE_MS = 1_000;
 const BACKOFF_MAX_MS = 30_000;
+/**
+ * A refused connection before anything has answered is most likely a wrong URL or a stack not
+ * started, not a restart: a few quiet retries (about 3 s, enough for a proxy that is just starting),
+ * then the caller hears of it. Once the server has answered, a refusal is a restart, waited out.
+ */
+const FIRST_CONTACT_WAITS_MS = [250, 500, 1_000, 1_500] as const;
 
 /** Retry-After as delay-seconds or an HTTP date, in ms; null when absent or unreadable. */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | null {
@@ -102,6 +110,8 @@ export class ApiClient {
   private readonly base: URL;
   private readonly maxRetries: number;
   private readonly maxWaitMs: number;
+  /** Whether the server has answered anything yet: what tells a wrong address from a restart. */
+  private answered = false;
 
   constructor(private readonly o: ApiClientOptions) {
     this.base = new URL(o.baseUrl.endsWith('/') ? o.baseUrl : o.baseUrl + '/');
@@ -157,6 +167,7 @@ export class ApiClient {
   ): Promise<Answer> {
     const url = new URL(path, this.base);
     const label = `${method} ${url.pathname}`;
+    let firstContactTries = 0;
     for (let attempt = 1; ; attempt++) {
       this.o.signal?.throwIfAborted();
       let wait: { ms: number; status: number | null; reason: string };
@@ -170,6 +181,7 @@ export class ApiClient {
           dispatcher: this.o.dispatcher,
         });
         const body = Buffer.from(await r.body.arrayBuffer());
+        this.answered = true;
         const answer: Answer = { status: r.statusCode, headers: r.headers, body };
         if (r.statusCode !== 429 && r.statusCode !== 503) return answer;
         const after = parseRetryAfter(r.headers['retry-after']);
@@ -186,6 +198,18 @@ export class ApiClient {
         if (isClientError(err)) throw err;
         const code = (err as { code?: string }).code ?? '';
         if (!CONNECTION_ERRORS.has(code)) throw err;
+        if (code === 'ECONNREFUSED' && !this.answered) {
+          const quietMs = FIRST_CONTACT_WAITS_MS[firstContactTries++];
+          if (quietMs === undefined) {
+            throw new ClientError(
+              'refused',
+              `cannot connect to ${this.base.origin}: connection refused (${label}, tried ${firstContactTries} times)`,
+            );
+          }
+          await this.pause(quietMs);
+          attempt--; // quiet tries are not retries: they neither count nor get reported
+          continue;
+        }
         wait = { ms: backoff(attempt), status: null, reason: `${code}: ${(err as Error).message}` };
       }
       if (attempt > this.maxRetries) {
@@ -202,11 +226,15 @@ export class ApiClient {
         waitMs: wait.ms,
         attempt: attempt + 1,
       });
-      try {
-        await delay(wait.ms, undefined, { signal: this.o.signal });
-      } catch {
-        throw new ClientError('aborted', 'interrupted');
-      }
+      await this.pause(wait.ms);
+    }
+  }
+
+  private async pause(ms: number): Promise<void> {
+    try {
+      await delay(ms, undefined, { signal: this.o.signal });
+    } catch {
+      throw new ClientError('aborted', 'interrupted');
     }
   }
 }

@@ -45,7 +45,7 @@ export interface CheckpointManagerOptions {
   prefix?: string;
   /** shouldSave says yes once this much time has passed since the last save. */
   checkpointIntervalMs?: number;
-  /** shouldSave also says yes every N units of work; null for time only. */
+  /** shouldSave also says yes every N units of work (default 1: after each); null for time only. */
   everySegments?: number | null;
   ttlSeconds?: number;
   maxCheckpoints?: number;
@@ -158,8 +158,9 @@ export class CheckpointManager extends EventEmitter<CheckpointEvents> {
     super();
     this.prefix = options.prefix ?? 'floodgate:';
     this.checkpointIntervalMs = positive('checkpointIntervalMs', options.checkpointIntervalMs ?? 30_000);
+    // A save costs one script call of constant size; a unit of work lost to a crash costs far more.
     this.everySegments =
-      options.everySegments == null ? null : positiveInt('everySegments', options.everySegments);
+      options.everySegments === null ? null : positiveInt('everySegments', options.everySegments ?? 1);
     this.ttlSeconds = positiveInt('ttlSeconds', options.ttlSeconds ?? 86_400);
     this.maxCheckpoints = positiveInt('maxCheckpoints', options.maxCheckpoints ?? 10);
     this.clock = options.clock ?? systemClock;

@@ -19,6 +19,16 @@ export interface JobErrorInfo {
   message: string;
 }
 
+/**
+ * What a client waiting on a job should know that its state does not say: engine_not_ready while
+ * the job is queued on a backend that cannot run it yet (no model, no ffmpeg, ...). Its message
+ * says what is missing and how to fix it, without server paths.
+ */
+export interface JobNotice {
+  code: 'engine_not_ready';
+  message: string;
+}
+
 /** The GET /status body, as the API answers it and the client reads it. */
 export interface JobStatus {
   job_id: string;
@@ -30,6 +40,15 @@ export interface JobStatus {
   resumed: boolean;
   attempts: number;
   error: JobErrorInfo | null;
+  /** Seconds of audio, once validate has measured it; null before. */
+  audio_duration: number | null;
+  /**
+   * Seconds of audio transcribed per second of work in the current attempt (cutting and
+   * whisper.cpp together), after its first segment; null before. What an ETA divides by.
+   */
+  transcribe_speed: number | null;
+  /** Present only while there is something to say; added by GET /status, never stored. */
+  notice?: JobNotice;
 }
 
 export interface PlannedSegment {
@@ -45,7 +64,7 @@ export interface JobRecord {
 }
 
 /** What a worker may change in a job's status; the id and attempt count are the queue's. */
-export type StatusUpdate = Partial<Omit<JobStatus, 'job_id' | 'attempts'>>;
+export type StatusUpdate = Partial<Omit<JobStatus, 'job_id' | 'attempts' | 'notice'>>;
 
 // HSET only when the hash exists. ARGV: field, value, field, value, ...
 const UPDATE_LUA = `
@@ -287,6 +306,8 @@ const STATUS_FIELDS = [
   'resumed',
   'attempts',
   'error',
+  'audio_duration',
+  'transcribe_speed',
 ] as const;
 
 function encode(value: unknown): string {
@@ -308,6 +329,8 @@ function toRecord(id: string, h: Record<string, string>): JobRecord {
       resumed: h.resumed === '1',
       attempts: Number(h.attempts ?? 0),
       error: h.error ? (JSON.parse(h.error) as JobErrorInfo) : null,
+      audio_duration: h.audio_duration ? Number(h.audio_duration) : null,
+      transcribe_speed: h.transcribe_speed ? Number(h.transcribe_speed) : null,
     },
     language: h.language || null,
     format: (h.format || null) as ResultFormat | null,

@@ -158,14 +158,22 @@ export class JobRunner {
       segments_total: total,
       segments_done: done,
       progress: transcribeProgress(done, total),
+      audio_duration: round3(a.metadata.duration ?? 0),
     });
+    // This attempt's speed, for the client's ETA: audio seconds done per second spent on them.
+    let audioSec = 0;
+    let busyMs = 0;
     try {
       for (let i = first; i < total; i++) {
         if (a.signal.aborted) throw a.signal.reason;
+        const startedAt = performance.now();
         segments.push(...(await this.transcribeSegment(a, i, plan[i]!, engine)));
+        busyMs += performance.now() - startedAt;
+        audioSec += plan[i]!.end - plan[i]!.start;
         done = i + 1;
         const progress = transcribeProgress(done, total);
-        await this.update(a.id, { segments_done: done, progress });
+        const speed = busyMs > 0 ? Math.round((audioSec / (busyMs / 1000)) * 100) / 100 : null;
+        await this.update(a.id, { segments_done: done, progress, transcribe_speed: speed || null });
         if (done === total || this.o.checkpoints.shouldSave(a.id, i)) {
           await this.save(a, 'transcribe', progress, i, segments);
           savedThrough = i;

@@ -14,10 +14,20 @@ import { isProcessError, type RunOptions, runProcess } from '../../core/process.
 import { isMediaError, MediaError, mediaErrorFrom } from './errors.js';
 import type { Silence } from './segment-plan.js';
 
+/** The ffmpeg and ffprobe to run: a command found on PATH, or a path (FFMPEG_PATH, FFPROBE_PATH). */
+export interface MediaToolPaths {
+  readonly ffmpeg: string;
+  readonly ffprobe: string;
+}
+
+export const DEFAULT_MEDIA_TOOLS: MediaToolPaths = Object.freeze({ ffmpeg: 'ffmpeg', ffprobe: 'ffprobe' });
+
 export interface FfmpegRunOptions {
   signal?: AbortSignal;
   /** Kill ffmpeg and fail with `timeout` after this long; default 10 minutes. */
   timeoutMs?: number;
+  /** Default: ffmpeg and ffprobe on PATH. */
+  tools?: MediaToolPaths;
 }
 
 export const SAMPLE_RATE = 16_000;
@@ -73,10 +83,6 @@ function ffmpegReading(file: string, extraInputOptions: string[] = []): string[]
   return [...QUIET, ...options, ...extraInputOptions, '-i', url];
 }
 
-// The tools as found on PATH, unless FFMPEG_PATH / FFPROBE_PATH name them.
-const ffmpegBinary = (): string => process.env['FFMPEG_PATH'] || 'ffmpeg';
-const ffprobeBinary = (): string => process.env['FFPROBE_PATH'] || 'ffprobe';
-
 /**
  * Converts any audio (or video with audio) ffmpeg decodes into 16 kHz mono s16 PCM WAV, the input
  * whisper.cpp expects. Undecodable input, or input without an audio stream, fails with
@@ -101,7 +107,7 @@ export async function normalize(
     if (!isMediaError(err, 'process_failed')) throw err;
     // ffmpeg's exit code cannot tell bad input from, say, a full disk; asking ffprobe about the
     // input can. If it finds no decodable audio, the input is to blame.
-    const verdict = await probeDuration(input).then(
+    const verdict = await probeDuration(input, { tools: options.tools }).then(
       () => null,
       (probeError: unknown) => probeError,
     );
@@ -119,6 +125,8 @@ export async function normalize(
 export interface ProbeOptions {
   /** Kills ffprobe, as it does ffmpeg. */
   signal?: AbortSignal;
+  /** Default: ffprobe on PATH. */
+  tools?: MediaToolPaths;
   /** Longer audio is `invalid_audio` too. */
   maxDurationSec?: number;
   /**
@@ -135,7 +143,7 @@ export interface ProbeOptions {
  */
 export async function probeDuration(
   file: string,
-  { maxDurationSec, minDurationSec, signal }: ProbeOptions = {},
+  { maxDurationSec, minDurationSec, signal, tools = DEFAULT_MEDIA_TOOLS }: ProbeOptions = {},
 ): Promise<number> {
   throwIfAborted(signal, 'ffprobe');
   const { size } = await stat(file);
@@ -145,7 +153,7 @@ export async function probeDuration(
   const args = ['-v', 'error', ...options, '-print_format', 'json', '-show_format', '-show_streams', url];
   let data: ProbeData;
   try {
-    const { stdout } = await runProcess(ffprobeBinary(), args, { signal, timeoutMs: PROBE_TIMEOUT_MS });
+    const { stdout } = await runProcess(tools.ffprobe, args, { signal, timeoutMs: PROBE_TIMEOUT_MS });
     data = JSON.parse(stdout) as ProbeData;
   } catch (err) {
     if (!isProcessError(err)) {
@@ -281,11 +289,11 @@ async function writeWav(args: string[], outWav: string, options: FfmpegRunOption
 /** Runs ffmpeg with `args` under runProcess; its failures become MediaErrors with the same code. */
 async function runFfmpeg(
   args: string[],
-  { signal, timeoutMs = DEFAULT_TIMEOUT_MS }: FfmpegRunOptions,
+  { signal, timeoutMs = DEFAULT_TIMEOUT_MS, tools = DEFAULT_MEDIA_TOOLS }: FfmpegRunOptions,
   onStderrLine?: RunOptions['onStderrLine'],
 ): Promise<void> {
   try {
-    await runProcess(ffmpegBinary(), args, { signal, timeoutMs, onStderrLine });
+    await runProcess(tools.ffmpeg, args, { signal, timeoutMs, onStderrLine });
   } catch (err) {
     throw isProcessError(err) ? mediaErrorFrom(err) : err;
   }

@@ -27,7 +27,10 @@ const PREFIX = `fgfloor:${randomBytes(4).toString('hex')}:`;
 const KEYS = 1_000;
 const BATCH = 16;
 const IN_FLIGHT = 8;
-/** ARGV after the keys: hit, server time, then hourly 10^6 and daily 10^7 (nothing is ever refused). */
+/**
+ * ARGV after the keys: hit, server time, then hourly 10^6 and daily 10^7 (nothing is ever refused); each
+ * call then adds one cost per key (1).
+ */
 const TAIL = ['1', '', '3600000', '1000000', '86400000', '10000000'];
 
 const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
@@ -57,7 +60,7 @@ async function kinds(): Promise<Kind[]> {
       call: (i, n) => {
         const keys: string[] = [];
         for (let k = 0; k < n; k++) keys.push(`${PREFIX}{k${(i + k) % KEYS}}${suffix}`);
-        return redis.evalsha(s, n, ...keys, ...TAIL);
+        return redis.evalsha(s, n, ...keys, ...TAIL, ...keys.map(() => '1'));
       },
     };
   };

@@ -59,7 +59,14 @@ export class ClusterHub {
     const decisions = b.calls.map((c): Decision | null => {
       const windows = specs.get(c.spec);
       if (!(store instanceof MemoryRateLimitStore) || windows === undefined) return null;
-      if (c.op === 'hit') return store.hitSync(c.key, windows, c.algorithm);
+      if (c.op === 'hit') {
+        // A worker is the same program, but a cost the store refuses must not fail the whole batch.
+        try {
+          return store.hitSync(c.key, windows, c.algorithm, c.cost);
+        } catch {
+          return null;
+        }
+      }
       if (c.op === 'peek') return store.peekSync(c.key, windows, c.algorithm);
       void store.reset(c.key);
       return null;

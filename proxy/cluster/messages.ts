@@ -24,6 +24,8 @@ export interface StoreCall {
   readonly key: string;
   readonly spec: number;
   readonly algorithm: Algorithm;
+  /** A hit's cost (1 for peek and reset). */
+  readonly cost: number;
 }
 
 /** How one admitted call ended: [breaker name, ticket, outcome, duration in ms]. */

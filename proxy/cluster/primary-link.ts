@@ -32,10 +32,16 @@ export class PrimaryLink {
   constructor(private readonly send: (batch: Batch) => void) {}
 
   /** A call on the primary's memory store; null when the primary could not make it. */
-  store(op: StoreCall['op'], key: string, windows: readonly WindowSpec[], algorithm: Algorithm) {
+  store(
+    op: StoreCall['op'],
+    key: string,
+    windows: readonly WindowSpec[],
+    algorithm: Algorithm,
+    cost: number,
+  ) {
     return new Promise<Decision | null>((resolve, reject) => {
       if (this.broken) return reject(this.broken);
-      this.calls.push({ op, key, spec: this.specOf(windows), algorithm });
+      this.calls.push({ op, key, spec: this.specOf(windows), algorithm, cost });
       this.callWaiters.push({ resolve, reject });
       this.schedule();
     });

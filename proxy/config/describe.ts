@@ -4,6 +4,7 @@ import { redactUrl } from '../../core/redact-url.js';
 import { compileAddressList } from '../http/client-ip.js';
 import { countedIdentity, keyPartValues, type PartValue, singleIdentity } from '../http/limit-key.js';
 import { type NormalizedTarget, normalizeTarget } from '../http/normalize-path.js';
+import { parseCost } from '../http/request-cost.js';
 import { compileRoutes } from '../http/router.js';
 import type { WindowSpec } from '../ratelimit/store.js';
 import {
@@ -129,6 +130,8 @@ function limitsExplained(
   if (plan !== null) lines.push(`plan: ${plan}`);
   if (l.shadow) lines.push('shadow: yes, requests over the limit are counted and reported, never rejected');
   lines.push(key);
+  const cost = costText(l, request.headers ?? {});
+  if (cost !== null) lines.push(`cost: ${cost}`);
   const ips = [...policy.allowlist.ips, ...(l.allowlist?.ips ?? [])];
   if (ips.length > 0 && request.clientIp === undefined) {
     lines.push(
@@ -230,6 +233,19 @@ function windowsText(windows: readonly WindowSpec[]): string {
   return windows.map((w) => `${w.name} ${w.limit} per ${formatDuration(w.windowMs)}`).join(', ');
 }
 
+/** What the request counts; null for the default, 1 (nothing worth a line). */
+function costText(limits: RouteLimits, headers: Readonly<Record<string, string>>): string | null {
+  const c = limits.cost;
+  if (c.type === 'fixed') return c.units === 1 ? null : `${c.units} units per request`;
+  const others = `${c.default}, the default, from anyone else (a client's own header is ignored)`;
+  const value = Object.entries(headers).find(([k]) => k.toLowerCase() === c.name)?.[1];
+  if (value === undefined) return `header ${c.name} (not sent, so ${c.default}, the default)`;
+  const n = parseCost(value, c.max);
+  return n === 0
+    ? `header ${c.name} = ${JSON.stringify(value)} is not a whole number from 1 to ${c.max}: refused with 400 from a trusted proxy; ${others}`
+    : `header ${c.name} = ${n} from a trusted proxy (client_ip.trusted_proxies); ${others}`;
+}
+
 function upstreamText(u: Upstream): string[] {
   const b = u.breaker;
   const t = u.timeouts;
@@ -251,10 +267,20 @@ function upstreamText(u: Upstream): string[] {
   return lines;
 }
 
+function costNote(l: RouteLimits): string {
+  if (l.cost.type === 'header')
+    return `cost from ${l.cost.name}: 1 to ${l.cost.max}, default ${l.cost.default}`;
+  return l.cost.units === 1 ? '' : `cost ${l.cost.units}`;
+}
+
 function limitsText(l: RouteLimits): string {
   const key = l.key.map((p) => (p.type === 'header' ? `header ${p.name}` : keyPartText(p))).join(' + ');
   const windows = l.windows.map((w) => `${w.name} ${w.limit}/${formatDuration(w.windowMs)}`).join(', ');
-  const notes = [l.algorithm === 'sliding-log' ? '' : l.algorithm, l.shadow ? 'shadow' : ''].filter(Boolean);
+  const notes = [
+    l.algorithm === 'sliding-log' ? '' : l.algorithm,
+    l.shadow ? 'shadow' : '',
+    costNote(l),
+  ].filter(Boolean);
   // Plan values and allowlisted keys may be API keys: only their number is shown.
   const extra: string[] = [];
   if (l.plans) {

@@ -92,78 +92,143 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
     return { ok: false, errors: [`${file}:1:1: ${TOO_LARGE}`] };
   }
   const lines = new LineCounter();
-  const report = (problems: Problem[]): LoadResult => ({ ok: false, errors: format(problems, file, lines) });
   // uniqueKeys off: the parser's own check compares each key with every earlier one (quadratic in the
-  // size of a map); duplicateKeys() below does the same job with a hash set.
+  // size of a map); dropDuplicateKeys() below does the same job with a hash set.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
 
-  // Past the first syntax error the parser is guessing, and its further errors are mostly echoes.
-  const syntax = doc.errors[0];
-  if (syntax) {
-    const offset = syntax.code === 'MISSING_CHAR' ? unclosedQuoteAt(doc, syntax.pos[0]) : syntax.pos[0];
-    return report([{ offset, message: clip(firstLine(syntax.message)) }]);
-  }
-  const duplicates = duplicateKeys(doc);
-  if (duplicates.length > 0) return report(duplicates);
+  // A syntax error leaves a tree that is the parser's guess, which nothing else can be checked against:
+  // the file's errors are every syntax error the parser found, one per position.
+  if (doc.errors.length > 0) return failure(syntaxErrors(doc), file, lines);
 
   const notPolicy = notAPolicy(doc);
-  if (notPolicy) return report([notPolicy]);
+  if (notPolicy) return failure([notPolicy], file, lines);
 
-  const expansion = expandEnv(doc, env);
-  if (expansion.problems.length > 0) return report(expansion.problems);
-
-  const aliases: Problem[] = [];
-  visit(doc, {
-    Alias(_key, node) {
-      if (!node.resolve(doc))
-        aliases.push({ offset: node.range?.[0] ?? 0, message: `unknown alias *${clip(node.source, 40)}` });
-    },
-  });
-  if (aliases.length > 0) return report(aliases);
+  // From here on every problem is collected and the policy is validated as far as it can be read. A
+  // value that cannot be known (an unset variable, an alias to nowhere) stands in as UNKNOWN, which no
+  // part of the schema accepts, and the errors the schema finds at such a node are dropped: its one
+  // error is the cause, not the derived "expected a number".
+  const problems: Problem[] = dropDuplicateKeys(doc);
+  const unknown = new Set<Node>();
+  const expanded = expandEnv(doc, env, problems, unknown);
+  replaceUnresolvedAliases(doc, problems, unknown);
 
   let data: unknown;
   try {
     // The alias cap stops "billion laughs" expansion.
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    return report([{ offset: 0, message: clip(firstLine((err as Error).message)) }]);
+    problems.push({ offset: 0, message: clip(firstLine((err as Error).message)) });
+    return failure(problems, file, lines);
   }
   const result = validatePolicyData(data);
+  const locator = new Locator(doc, expanded, unknown);
   if (!result.success) {
-    const locator = new Locator(doc, expansion.expanded);
-    return report(locator.hideValues(result.error.issues.flatMap((issue) => locator.locate(issue))));
+    // (No spread: one issue may list 100,000 unknown keys, past what a call's arguments can hold.)
+    for (const issue of result.issues) for (const p of locator.locate(issue)) problems.push(p);
   }
+  if (problems.length > 0) return failure(problems, file, lines, (m) => locator.hideValues(m));
+  if (!result.success) throw new Error('the schema rejected the policy without an error it could place');
 
   const policy = deepFreeze(result.data) as Policy;
   return { ok: true, policy, hash: createHash('sha256').update(stableStringify(policy)).digest('hex') };
 }
 
-/**
- * A quote that is never closed runs on to the end of the file, which is where the parser notices; the
- * offending value is the quoted scalar, so point at its opening quote.
- */
-function unclosedQuoteAt(doc: Document, errorOffset: number): number {
-  let start = errorOffset;
-  visit(doc, {
-    Scalar(_key, node) {
-      const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
-      if (quoted && node.range && node.range[1] >= errorOffset && node.range[0] < start)
-        start = node.range[0];
-    },
-  });
-  return start;
+/** The value of a node that cannot be known; it is no string, number, list or map, so nothing accepts it. */
+const UNKNOWN: unique symbol = Symbol('unknown value');
+
+function failure(
+  problems: Problem[],
+  file: string,
+  lines: LineCounter,
+  hide: (message: string) => string = (m) => m,
+): LoadResult {
+  return { ok: false, errors: format(problems, file, lines, hide) };
 }
 
-/** Every repeated key of every map, at the repeat; keys compare as the loaded object will see them. */
-function duplicateKeys(doc: Document): Problem[] {
+/**
+ * Every error the parser reported, the first at each position (a second one there is the same fault).
+ * Past the end of the document's content the parser has given up, and reports each token that is left
+ * (a stray "{" can end the document and leave a thousand lines unread): only the first of those is kept.
+ */
+function syntaxErrors(doc: Document): Problem[] {
+  const end = doc.range?.[1] ?? Number.POSITIVE_INFINITY;
+  const quoteAt = doc.errors.some((e) => e.code === 'MISSING_CHAR') ? unclosedQuotes(doc) : null;
+  const errors = doc.errors
+    .map((e) => ({ e, offset: quoteAt && e.code === 'MISSING_CHAR' ? quoteAt(e.pos[0]) : e.pos[0] }))
+    .sort((a, b) => a.offset - b.offset);
+  const problems: Problem[] = [];
+  let last = -1;
+  for (const { e, offset } of errors) {
+    if (offset === last || (last >= end && offset > last)) continue;
+    last = offset;
+    problems.push({ offset, message: clip(firstLine(e.message)) });
+  }
+  return problems;
+}
+
+/** An alias to no anchor is reported where it stands, and stands in as UNKNOWN (toJS would throw). */
+function replaceUnresolvedAliases(doc: Document, problems: Problem[], unknown: Set<Node>): void {
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc)) return;
+      problems.push({ offset: node.range?.[0] ?? 0, message: `unknown alias *${clip(node.source, 40)}` });
+      const stand = new Scalar(UNKNOWN);
+      stand.range = node.range;
+      unknown.add(stand);
+      return stand;
+    },
+  });
+}
+
+/**
+ * A quote that is never closed runs on to where the parser notices, the end of the file or of its
+ * line; the offending value is the quoted scalar, so an error there points at its opening quote: the
+ * earliest opening quote of a quoted scalar that reaches the error. One pass over the document serves
+ * every such error (a file may hold thousands).
+ */
+function unclosedQuotes(doc: Document): (errorOffset: number) => number {
+  const quoted: { start: number; end: number }[] = [];
+  visit(doc, {
+    Scalar(_key, node) {
+      if ((node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE) && node.range)
+        quoted.push({ start: node.range[0], end: node.range[1] });
+    },
+  });
+  quoted.sort((a, b) => a.end - b.end);
+  // earliest[i]: the earliest start among the scalars from i on (those ending latest).
+  const earliest: number[] = new Array(quoted.length);
+  for (let i = quoted.length - 1, min = Number.POSITIVE_INFINITY; i >= 0; i--) {
+    min = Math.min(min, quoted[i]!.start);
+    earliest[i] = min;
+  }
+  return (errorOffset) => {
+    // The first scalar that ends at or after the error.
+    let lo = 0;
+    let hi = quoted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (quoted[mid]!.end >= errorOffset) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < quoted.length ? Math.min(errorOffset, earliest[lo]!) : errorOffset;
+  };
+}
+
+/**
+ * Every repeated key of every map, at the repeat; keys compare as the loaded object will see them. The
+ * repeats are then taken out of the tree, so the first of each key is the one validated (and positioned).
+ */
+function dropDuplicateKeys(doc: Document): Problem[] {
   const problems: Problem[] = [];
   visit(doc, {
     Map(_key, map) {
       const seen = new Set<string>();
+      let repeats = false;
       for (const pair of map.items) {
         const k = keyText(pair.key);
         if (k === undefined) continue;
         if (seen.has(k)) {
+          repeats = true;
           problems.push({
             offset: start(pair.key) ?? 0,
             message: `duplicate key ${quote(k)} (a map holds each key once)`,
@@ -171,6 +236,16 @@ function duplicateKeys(doc: Document): Problem[] {
         }
         seen.add(k);
       }
+      if (!repeats) return;
+      // (Its items are visited after this call returns, so the repeats' contents are skipped as well.)
+      const kept = new Set<string>();
+      map.items = map.items.filter((pair) => {
+        const k = keyText(pair.key);
+        if (k === undefined) return true;
+        if (kept.has(k)) return false;
+        kept.add(k);
+        return true;
+      });
     },
   });
   return problems;
@@ -241,8 +316,11 @@ interface Expanded {
   readonly value: string | number | boolean;
 }
 
-function expandEnv(doc: Document, env: Env): { problems: Problem[]; expanded: Map<Node, Expanded> } {
-  const problems: Problem[] = [];
+/**
+ * Expands every value's references, adding a problem for each bad one; a scalar with a bad reference
+ * becomes UNKNOWN (its value cannot be known) and joins `unknown`.
+ */
+function expandEnv(doc: Document, env: Env, problems: Problem[], unknown: Set<Node>): Map<Node, Expanded> {
   const expanded = new Map<Node, Expanded>();
   visit(doc, {
     Scalar(key, node) {
@@ -251,6 +329,7 @@ function expandEnv(doc: Document, env: Env): { problems: Problem[]; expanded: Ma
       const offset = node.range?.[0] ?? 0;
       const names: string[] = [];
       const secrets: string[] = [];
+      const problemsBefore = problems.length;
       const result = node.value.replace(REFERENCE, (whole, inner: string | undefined) => {
         if (whole === '$${') return '${'; // "$${" escapes a literal "${"
         const m = inner === undefined ? null : VARIABLE.exec(inner);
@@ -278,12 +357,17 @@ function expandEnv(doc: Document, env: Env): { problems: Problem[]; expanded: Ma
         }
         return value;
       });
+      if (problems.length > problemsBefore) {
+        node.value = UNKNOWN;
+        unknown.add(node);
+        return;
+      }
       const value = node.type === Scalar.PLAIN ? retype(result) : result;
       node.value = value;
       if (names.length > 0) expanded.set(node, { names, secrets, value });
     },
   });
-  return { problems, expanded };
+  return expanded;
 }
 
 /**
@@ -307,12 +391,15 @@ class Locator {
   constructor(
     private readonly doc: Document,
     private readonly expanded: ReadonlyMap<Node, Expanded>,
+    private readonly unknown: ReadonlySet<Node>,
   ) {}
 
+  /** Where the issue is and what it says; nothing for an issue at (or under) an UNKNOWN value. */
   locate(issue: z.core.$ZodIssue): Problem[] {
+    const { node, keyNode, found } = this.walk(issue.path);
+    if (this.unknown.has(node as Node)) return [];
     const where = pathText(issue.path);
     const prefix = where ? `${where}: ` : '';
-    const { node, keyNode, found } = this.walk(issue.path);
 
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((k) => ({
@@ -336,7 +423,17 @@ class Locator {
    * Messages may quote values of other nodes too (an unknown upstream, a duplicate name): no quoted
    * value that came from the environment survives anywhere.
    */
-  hideValues(problems: Problem[]): Problem[] {
+  hideValues(message: string): string {
+    this.quoted ??= this.quotedValues();
+    let out = message;
+    for (const [form, placeholder] of this.quoted) out = out.replaceAll(form, placeholder);
+    return out;
+  }
+
+  private quoted: [string, string][] | undefined;
+
+  /** Each quoted form of each value from the environment, longest first, with what replaces it. */
+  private quotedValues(): [string, string][] {
     const quoted: [string, string][] = [];
     for (const e of this.expanded.values()) {
       const placeholder = placeholderFor(e);
@@ -347,16 +444,10 @@ class Locator {
       // A variable's own value, wherever it is quoted from; short ones would match ordinary words.
       for (const secret of e.secrets) if (secret.length >= 6) quoted.push([secret, placeholder]);
     }
-    if (quoted.length === 0) return problems;
-    quoted.sort((a, b) => b[0].length - a[0].length);
-    return problems.map((p) => {
-      let message = p.message;
-      for (const [form, placeholder] of quoted) message = message.replaceAll(form, placeholder);
-      return message === p.message ? p : { ...p, message };
-    });
+    return quoted.sort((a, b) => b[0].length - a[0].length);
   }
 
-  /** Walks `path` from the document root; stops at the deepest node that exists. */
+  /** Walks `path` from the document root, through aliases; stops at the deepest node that exists. */
   private walk(path: Path) {
     const doc = this.doc;
     let node: unknown = doc.contents;
@@ -375,6 +466,8 @@ class Locator {
       node = next.node;
       keyNode = next.key;
     }
+    // An error inside an aliased value is in the text of its anchor, where it is fixed for every use.
+    if (isAlias(node)) node = node.resolve(doc);
     return { node, keyNode, found: true };
   }
 
@@ -440,22 +533,43 @@ function pathText(path: Path): string {
   return out;
 }
 
-/** Sorted by position, each error once, at most MAX_ERRORS of them and then a count of the rest. */
-function format(problems: Problem[], file: string, lines: LineCounter): string[] {
-  const sorted = problems.map((p, i) => ({ ...p, i })).sort((a, b) => a.offset - b.offset || a.i - b.i);
+/**
+ * Sorted by position (ties in the order found), each error once, at most MAX_ERRORS of them and then a
+ * count of the rest. Only the errors shown go through `hide`, so a file with 100,000 errors costs no
+ * more than a sort.
+ */
+function format(
+  problems: Problem[],
+  file: string,
+  lines: LineCounter,
+  hide: (message: string) => string,
+): string[] {
+  const order = problems.map((_, i) => i);
+  order.sort((a, b) => problems[a]!.offset - problems[b]!.offset || a - b);
+  // A repeat has the same offset, so it sits in the same run of the sorted list as its first.
+  const unique: Problem[] = [];
+  let run = new Set<string>();
+  for (let k = 0; k < order.length; k++) {
+    const p = problems[order[k]!]!;
+    if (k > 0 && p.offset !== problems[order[k - 1]!]!.offset) run = new Set();
+    if (run.has(p.message)) continue;
+    run.add(p.message);
+    unique.push(p);
+  }
   const out: string[] = [];
-  const seen = new Set<string>();
-  for (let k = 0; k < sorted.length; k++) {
-    const { line, col } = lines.linePos(sorted[k]!.offset);
+  const shown = new Set<string>();
+  for (let k = 0; k < unique.length; k++) {
+    const { line, col } = lines.linePos(unique[k]!.offset);
     const where = `${file}:${line}:${col}: `;
-    const text = where + sorted[k]!.message;
-    if (seen.has(text)) continue;
-    seen.add(text);
     if (out.length === MAX_ERRORS) {
-      const more = sorted.length - k;
+      const more = unique.length - k;
       out.push(`${where}… and ${more} more error${more === 1 ? '' : 's'}`);
       break;
     }
+    // Two values from the environment may read the same once hidden.
+    const text = where + hide(unique[k]!.message);
+    if (shown.has(text)) continue;
+    shown.add(text);
     out.push(text);
   }
   return out;

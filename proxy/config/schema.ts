@@ -13,7 +13,7 @@
 //     failure_statuses [502, 503, 504], failure_rate off (when given: window 60s, minimum_calls 20)
 //   route: methods any, max_body unlimited (bodies stream, so the proxy holds none in memory; a cap is the
 //     service's choice, not a resource the proxy needs), limits none (forwarded unlimited)
-//   limits: key ip, algorithm sliding-log, shadow false
+//   limits: key ip, algorithm sliding-log, shadow false, cost 1 (header form: default 1)
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
@@ -453,11 +453,62 @@ const routeAllowlistSchema = strict({
     .default([]),
 });
 
+/** What one request of a route counts in its windows: a fixed number of units, or a trusted header's. */
+export type RouteCost =
+  | { type: 'fixed'; units: number }
+  | { type: 'header'; name: string; default: number; max: number };
+
+const costHeaderSchema = strict({
+  header: z
+    .string()
+    .regex(TOKEN_RE, { error: (iss) => `invalid header name ${describeValue(iss.input)}` })
+    .transform((h) => h.toLowerCase()),
+  default: count(1).default(1),
+  max: count(1),
+}).transform((c, ctx): RouteCost => {
+  if (c.max < c.default) {
+    ctx.issues.push({
+      code: 'custom',
+      path: ['max'],
+      input: c.max,
+      message: `max ${c.max} is below default ${c.default}; the default must be a cost the header could send`,
+    });
+    return z.NEVER;
+  }
+  return { type: 'header', name: c.header, default: c.default, max: c.max };
+});
+
+/** `cost: 5` or `cost: { header, default, max }`; checked against the windows by limitsSchema. */
+const costSchema = z.unknown().transform((input, ctx): RouteCost => {
+  if (typeof input === 'number') {
+    if (Number.isSafeInteger(input) && input >= 1) return { type: 'fixed', units: input };
+    ctx.issues.push({
+      code: 'custom',
+      input,
+      message: `cost must be a whole number of at least 1 (the units each request counts), got ${describeValue(input)}`,
+    });
+    return z.NEVER;
+  }
+  if (typeof input === 'object' && input !== null && !Array.isArray(input)) {
+    const r = costHeaderSchema.safeParse(input, { error: policyErrorMap });
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) ctx.issues.push({ ...issue, input: undefined });
+    return z.NEVER;
+  }
+  ctx.issues.push({
+    code: 'custom',
+    input,
+    message: `expected a whole number of at least 1 (the cost of every request) or { header, default, max }, got ${describeValue(input)}`,
+  });
+  return z.NEVER;
+});
+
 const limitsSchema = strict({
   key: keySchema.default([{ type: 'ip' }]),
   ...windowFields,
   algorithm: z.enum(['sliding-log', 'sliding-counter']).default('sliding-log'),
   shadow: z.boolean().default(false),
+  cost: costSchema.optional(),
   plans: plansSchema.optional(),
   allowlist: routeAllowlistSchema.optional(),
 }).transform((limits, ctx) => {
@@ -497,6 +548,29 @@ const limitsSchema = strict({
       );
     }
   }
+  // A request that costs more than a window admits could never pass: refused at load, not at 3 a.m.
+  // Every plan's windows too: the cost is the route's, whatever the plan.
+  const cost: RouteCost = limits.cost ?? { type: 'fixed', units: 1 };
+  const units = cost.type === 'fixed' ? cost.units : cost.max;
+  const windowSets: [string, readonly WindowSpec[] | null][] = [
+    ['', windows],
+    ...(plans?.values ?? []).map((p): [string, readonly WindowSpec[]] => [` (plan ${p.value})`, p.windows]),
+  ];
+  for (const [plan, set] of windowSets) {
+    const smallest = (set ?? []).reduce<WindowSpec | null>(
+      (m, w) => (m === null || w.limit < m.limit ? w : m),
+      null,
+    );
+    if (smallest !== null && units > smallest.limit) {
+      issue(
+        cost.type === 'fixed' ? ['cost'] : ['cost', 'max'],
+        units,
+        `${cost.type === 'fixed' ? 'cost' : 'max'} ${units} is more than ${smallest.name}'s limit of ` +
+          `${smallest.limit}${plan}; a request that costs more than a window's limit could never be admitted`,
+      );
+      break;
+    }
+  }
   if (windows === null || ctx.issues.length > 0) return z.NEVER;
   return {
     key,
@@ -508,6 +582,7 @@ const limitsSchema = strict({
     plans: plans ?? null,
     /** null: only the top-level allowlist applies. */
     allowlist: allowlist && (allowlist.ips.length > 0 || allowlist.keys.length > 0) ? allowlist : null,
+    cost,
   };
 });
 
@@ -657,7 +732,7 @@ const clientIpSchema = strict({
 type RouteOut = z.output<typeof routeSchema>;
 
 /** True when every request `b` would take is taken by the earlier `a`, so `b` can never match. */
-function shadows(a: RouteOut, b: RouteOut): boolean {
+function shadows(a: Pick<RouteOut, 'match'>, b: Pick<RouteOut, 'match'>): boolean {
   const methods =
     a.match.methods === null || (b.match.methods?.every((m) => a.match.methods!.includes(m)) ?? false);
   if (!methods) return false;
@@ -699,55 +774,23 @@ const policyShape = {
 /** The keys a policy may have at its top level. */
 export const POLICY_KEYS: readonly string[] = Object.keys(policyShape);
 
-export const policySchema = strict(policyShape)
-  // Cross-references run once every part is valid on its own.
-  .superRefine((p, ctx) => {
-    const names = Object.keys(p.upstreams);
-    const upstreams = names.length > 10 ? [...names.slice(0, 10), `… ${names.length - 10} more`] : names;
-    const firstByName = new Map<string, number>();
-    p.routes.forEach((r, i) => {
-      if (!Object.hasOwn(p.upstreams, r.upstream)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', i, 'upstream'],
-          input: r.upstream,
-          message: `unknown upstream "${r.upstream}" (defined: ${upstreams.join(', ') || 'none'})`,
-        });
-      }
-      const first = firstByName.get(r.name);
-      if (first === undefined) firstByName.set(r.name, i);
-      else {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', i, 'name'],
-          input: r.name,
-          message: `duplicate route name "${r.name}" (first used by routes[${first}])`,
-        });
-      }
-      const earlier = p.routes.findIndex((a, j) => j < i && shadows(a, r));
-      if (earlier >= 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', i, 'match'],
-          input: r.match,
-          message: `route "${r.name}" can never match: routes[${earlier}] ("${p.routes[earlier]!.name}") comes first and takes every request it would`,
-        });
-      }
-    });
-  })
-  .transform((p) => ({
-    version: p.version,
-    listen: p.listen,
-    workers: p.workers,
-    admin: p.admin,
-    store: p.store,
-    clientIp: p.client_ip,
-    /** Addresses never limited on any route. */
-    allowlist: p.allowlist,
-    upstreams: Object.fromEntries(Object.entries(p.upstreams).map(([n, u]) => [n, { name: n, ...u }])),
-    /** In declaration order: the first matching route wins. */
-    routes: p.routes,
-  }));
+/**
+ * The shape of a policy. The checks across its parts (referenceIssues, below) are not in it: they also
+ * run when some parts are invalid, on the parts that are readable, so validatePolicyData is the entry.
+ */
+export const policySchema = strict(policyShape).transform((p) => ({
+  version: p.version,
+  listen: p.listen,
+  workers: p.workers,
+  admin: p.admin,
+  store: p.store,
+  clientIp: p.client_ip,
+  /** Addresses never limited on any route. */
+  allowlist: p.allowlist,
+  upstreams: Object.fromEntries(Object.entries(p.upstreams).map(([n, u]) => [n, { name: n, ...u }])),
+  /** In declaration order: the first matching route wins. */
+  routes: p.routes,
+}));
 
 // ---------------------------------------------------------------------------------------------------------
 // Types, inferred from the schema. The loader deep-freezes the policy, and the types say so.
@@ -810,9 +853,99 @@ export const policyErrorMap: z.core.$ZodErrorMap = (iss) => {
   }
 };
 
-/** Validates parsed YAML data; issues carry messages from policyErrorMap and paths into the YAML. */
-export function validatePolicyData(data: unknown) {
-  return policySchema.safeParse(data, { error: policyErrorMap });
+export type PolicyValidation =
+  | { readonly success: true; readonly data: z.output<typeof policySchema> }
+  | { readonly success: false; readonly issues: readonly z.core.$ZodIssue[] };
+
+/**
+ * Validates parsed YAML data: the schema and the checks across parts, in one pass that reports every
+ * issue of both. Issues carry messages from policyErrorMap and paths into the YAML.
+ */
+export function validatePolicyData(data: unknown): PolicyValidation {
+  const result = policySchema.safeParse(data, { error: policyErrorMap });
+  const references = referenceIssues(data);
+  if (result.success && references.length === 0) return { success: true, data: result.data };
+  return { success: false, issues: [...(result.success ? [] : result.error.issues), ...references] };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Checks across parts: each route's upstream is defined, route names are unique, no route is shadowed by
+// an earlier one. They read the raw data, so they run whether or not the rest of the policy is valid, and
+// each looks only at the parts it can read: a route's name if it is a valid name, its upstream if it is
+// text, its match if the match is valid on its own. A part that is itself wrong has its own error and
+// gives none derived from it (a match with a typo in its methods is not said to shadow anything).
+
+interface ReadableRoute {
+  name: string | undefined;
+  upstream: string | undefined;
+  match: RouteMatch | undefined;
+}
+
+function readable<T>(schema: z.ZodType<T>, input: unknown): T | undefined {
+  const r = schema.safeParse(input);
+  return r.success ? r.data : undefined;
+}
+
+function isPlainMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const routeName = name('route');
+
+function referenceIssues(data: unknown): z.core.$ZodIssue[] {
+  if (!isPlainMap(data) || !Array.isArray(data.routes) || data.routes.length > MAX_ROUTES) return [];
+  const routes: (ReadableRoute | null)[] = data.routes.map((r: unknown) =>
+    isPlainMap(r)
+      ? {
+          name: readable(routeName, r.name),
+          upstream: typeof r.upstream === 'string' ? r.upstream : undefined,
+          match: readable(matchSchema, r.match),
+        }
+      : null,
+  );
+  // Without a readable map of upstreams (missing, or not a map) every reference would be "unknown".
+  const defined = isPlainMap(data.upstreams) ? data.upstreams : null;
+  const names = defined ? Object.keys(defined) : [];
+  const upstreams = names.length > 10 ? [...names.slice(0, 10), `… ${names.length - 10} more`] : names;
+  const issues: z.core.$ZodIssue[] = [];
+  const issue = (path: PropertyKey[], input: unknown, message: string) =>
+    issues.push({ code: 'custom', path, input, message });
+  const firstByName = new Map<string, number>();
+  routes.forEach((r, i) => {
+    if (!r) return;
+    if (defined && r.upstream !== undefined && !Object.hasOwn(defined, r.upstream)) {
+      issue(
+        ['routes', i, 'upstream'],
+        r.upstream,
+        `unknown upstream "${r.upstream}" (defined: ${upstreams.join(', ') || 'none'})`,
+      );
+    }
+    if (r.name !== undefined) {
+      const first = firstByName.get(r.name);
+      if (first === undefined) firstByName.set(r.name, i);
+      else
+        issue(
+          ['routes', i, 'name'],
+          r.name,
+          `duplicate route name "${r.name}" (first used by routes[${first}])`,
+        );
+    }
+    const match = r.match;
+    if (match === undefined) return;
+    const earlier = routes.findIndex(
+      (a, j) => j < i && a?.match !== undefined && shadows({ match: a.match }, { match }),
+    );
+    if (earlier >= 0) {
+      const by = routes[earlier]!.name;
+      issue(
+        ['routes', i, 'match'],
+        match,
+        `${r.name === undefined ? 'this route' : `route "${r.name}"`} can never match: routes[${earlier}]` +
+          `${by === undefined ? '' : ` ("${by}")`} comes first and takes every request it would`,
+      );
+    }
+  });
+  return issues;
 }
 
 /** 3_600_000 → '1h', 90_000 → '90s', 1_500 → '1500ms': the largest unit that divides exactly. */

@@ -9,6 +9,7 @@ import { RateLimiter } from '../ratelimit/limiter.js';
 import type { RateLimitStore, WindowSpec } from '../ratelimit/store.js';
 import { compileAddressList } from './client-ip.js';
 import { compileKey, identityOfValues, singleIdentity } from './limit-key.js';
+import { requestCost } from './request-cost.js';
 import type { PlanRuntime, RouteLimits } from './runtime.js';
 
 /**
@@ -88,12 +89,15 @@ export function compileLimits(
 
   const planBy = plans?.by.type ?? null;
   const parts = limits.key.length;
+  const cost = requestCost(limits.cost);
   return {
     keyOf: compileKey(limits.key),
     headers: [
       ...limits.key.flatMap((p) => (p.type === 'header' ? [p.name] : [])),
       ...(plans?.by.type === 'header' ? [plans.by.name] : []),
+      ...(cost.header === null ? [] : [cost.header]),
     ],
+    cost,
     plan: fallback,
     planOf,
     allowIp: compileAddressList(ips),

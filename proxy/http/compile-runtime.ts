@@ -9,7 +9,7 @@ import type { ProxyMetrics } from '../observability/metrics.js';
 import type { RateLimitStore } from '../ratelimit/store.js';
 import { compileTrustedProxies } from './client-ip.js';
 import { compileLimits } from './compile-limits.js';
-import { DEFAULT_SINGLETONS, singletonHeaders } from './request-headers.js';
+import { BASE_SINGLETONS, singletonHeaders } from './request-headers.js';
 import { compileRoutes } from './router.js';
 import type { RouteRuntime, Runtime, UpstreamRuntime } from './runtime.js';
 
@@ -97,7 +97,7 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
       upstream,
       duration: i.metrics.durationHandle(r.name, upstream.name),
       maxBody: r.maxBodyBytes ?? Number.POSITIVE_INFINITY,
-      singletons: limits && limits.headers.length > 0 ? singletonHeaders(limits.headers) : DEFAULT_SINGLETONS,
+      singletons: limits && limits.headers.length > 0 ? singletonHeaders(limits.headers) : BASE_SINGLETONS,
       limits,
     };
     routes.set(r.name, rt);

@@ -4,8 +4,9 @@
 // take that for an upstream failure):
 // - a second Host, Content-Length, Content-Type or Authorization: upstreams disagree on which copy
 //   wins, and undici refuses to send two Hosts;
-// - a second copy of a header the route's limits read (a key part, the plan header): counted under
-//   "a, b" while the upstream reads "a", it would be a fresh quota, or a plan the upstream never sees;
+// - a second copy of a header a route's limits read (a key part, the plan header, the cost): counted
+//   under "a, b" while the upstream reads "a", a key would be a fresh quota, a plan one the upstream
+//   never sees, and two costs leave no one cost to count;
 // - more than `maxHeaders` headers: a Node upstream keeps only the first ~1,000 lines, so padding
 //   would push out the headers the proxy adds (X-Forwarded-For, X-Request-Id).
 // Dropped on the way: hop-by-hop headers and those the Connection header names (never Host or
@@ -50,22 +51,30 @@ const OWN = new Set([
   'x-request-id',
 ]);
 
-/** Headers a request may carry once, each with its bit in a per-request mask (no allocation per request). */
+/**
+ * Lower-cased names of the headers a request may carry once, each with its bit in a per-request mask
+ * (no allocation per request). Built per route at configuration time (singletonHeaders).
+ */
 export type SingletonHeaders = ReadonlyMap<string, number>;
 
-/** Every request's singletons; a route adds the headers its limits read (singletonHeaders). */
-const FIXED_SINGLETONS = ['host', 'content-length', 'content-type', 'authorization'];
+/** Singletons on every route. */
+const ALWAYS = ['host', 'content-length', 'content-type', 'authorization'];
+/** Bits of a 32-bit mask that stay positive. */
+const MAX_SINGLETONS = 31;
 
-/** The fixed singletons plus a route's own (lower-cased names), built once per route at compile time. */
-export function singletonHeaders(route: readonly string[]): SingletonHeaders {
-  const names = [...new Set([...FIXED_SINGLETONS, ...route])];
-  // One bit each in a 32-bit mask; a route's key has at most a handful of header parts.
-  if (names.length > 31) throw new RangeError(`at most 31 singleton headers, got ${names.length}`);
-  return new Map(names.map((name, i) => [name, 1 << i]));
+/** Every route's singletons plus `extra` (lower-cased: the headers its limits read). */
+export function singletonHeaders(extra: readonly string[]): SingletonHeaders {
+  const map = new Map<string, number>();
+  for (const name of [...ALWAYS, ...extra]) {
+    if (map.has(name)) continue;
+    if (map.size === MAX_SINGLETONS) throw new RangeError(`more than ${MAX_SINGLETONS} singleton headers`);
+    map.set(name, 1 << map.size);
+  }
+  return map;
 }
 
-/** For a route whose limits read no header. */
-export const DEFAULT_SINGLETONS: SingletonHeaders = singletonHeaders([]);
+/** The singletons of a route whose limits read no header. */
+export const BASE_SINGLETONS: SingletonHeaders = singletonHeaders([]);
 
 /** Headers a Connection token may not remove: they carry the request's target and framing. */
 const PINNED = new Set(['host', 'content-length']);
@@ -85,8 +94,8 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 
 /**
  * The headers to send upstream as a flat [name, value, …] list (cheaper for undici than an object),
- * or why the request must be refused. `singletons` are the headers the request may carry once (the
- * route's, from singletonHeaders); `skipHost` drops the client's Host (an absolute-form target supplies it).
+ * or why the request must be refused. `singletons` are the route's (singletonHeaders); `skipHost`
+ * drops the client's Host (an absolute-form target supplies it).
  */
 export function checkRequestHeaders(
   req: IncomingMessage,

@@ -6,6 +6,7 @@ import type { WindowSpec } from '../ratelimit/store.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
 import type { KeyOf, KeySource } from './limit-key.js';
+import type { RequestCost } from './request-cost.js';
 import type { SingletonHeaders } from './request-headers.js';
 
 export interface UpstreamRuntime {
@@ -39,6 +40,8 @@ export interface RouteLimits {
   /** Identities exempt by the route's allowlist keys; null when it lists none. */
   readonly allowIds: ReadonlySet<string> | null;
   readonly shadow: boolean;
+  /** What a request counts in the windows (limits.cost), whatever its plan. */
+  readonly cost: RequestCost;
   /** What /admin/limits reads: one value per key part, and the plan a header would name (or null). */
   lookup(
     values: readonly string[],
@@ -51,9 +54,9 @@ export interface RouteRuntime {
   readonly duration: { observe(seconds: number): void };
   readonly upstream: UpstreamRuntime;
   readonly maxBody: number;
-  /** Headers a request to this route may carry at most once (request-headers.ts). */
-  readonly singletons: SingletonHeaders;
   readonly limits: RouteLimits | null;
+  /** Headers a request of this route may carry once: the usual ones and those its limits read. */
+  readonly singletons: SingletonHeaders;
 }
 
 export interface Runtime {

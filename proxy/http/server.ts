@@ -203,8 +203,12 @@ export class DataPlane {
       this.d.metrics.countDecision(route.name, 'allowlisted');
       return this.admitted(req, route, target, checked.headers, peer, clientIp, null);
     }
+    // A cost header a trusted proxy got wrong is refused before it counts anything.
+    const cost = limits.cost.of(req, peer.trusted);
+    if (cost === 0)
+      return { pass: false, route, code: 'bad_request', extra: { detail: limits.cost.invalid } };
     const plan = limits.planOf === null ? limits.plan : limits.planOf(req, id);
-    return this.limit(rt, route, plan, id).then((limited) =>
+    return this.limit(rt, route, plan, id, cost).then((limited) =>
       limited.pass === false
         ? limited
         : this.admitted(req, route, target, checked.headers, peer, clientIp, limited.headers),
@@ -250,11 +254,12 @@ export class DataPlane {
     route: RouteRuntime,
     plan: PlanRuntime,
     id: string,
+    cost: number,
   ): Promise<{ pass: true; headers: Record<string, string> | null } | (Verdict & { pass: false })> {
     const limits = route.limits!;
     let decision: Decision;
     try {
-      decision = await plan.limiter.check(id);
+      decision = await plan.limiter.check(id, cost);
     } catch (err) {
       if (!isStoreUnavailable(err)) throw err;
       if (!rt.storeDenies) return { pass: true, headers: null };

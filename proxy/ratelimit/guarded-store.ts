@@ -3,7 +3,7 @@
 // timeout; once the breaker half-opens, a single probe finds out whether the store is back.
 import type { CircuitBreaker } from '../../core/breaker/circuit-breaker.js';
 import { FloodgateError, hasBrand } from '../../core/errors.js';
-import type { Algorithm, Decision, RateLimitStore, WindowSpec } from './store.js';
+import { type Algorithm, checkCost, type Decision, type RateLimitStore, type WindowSpec } from './store.js';
 
 export class StoreUnavailableError extends FloodgateError<'store_unavailable'> {
   constructor(cause?: unknown) {
@@ -31,12 +31,18 @@ export class GuardedStore implements RateLimitStore {
     return this.o.breaker.state === 'CLOSED';
   }
 
-  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
-    return this.call(key, windows, algorithm, false);
+  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm, cost = 1): Promise<Decision> {
+    // Checked here, not left to the primary: a caller's mistake is no store failure for the breaker.
+    try {
+      checkCost(cost);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.call(key, windows, algorithm, cost, false);
   }
 
   peek(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
-    return this.call(key, windows, algorithm, true);
+    return this.call(key, windows, algorithm, 1, true);
   }
 
   async reset(key: string): Promise<void> {
@@ -51,22 +57,23 @@ export class GuardedStore implements RateLimitStore {
     key: string,
     windows: readonly WindowSpec[],
     algorithm: Algorithm,
+    cost: number,
     peek: boolean,
   ): Promise<Decision> {
     const { primary, breaker, observe } = this.o;
-    if (!breaker.canExecute()) return this.degraded(key, windows, algorithm, peek, undefined);
+    if (!breaker.canExecute()) return this.degraded(key, windows, algorithm, cost, peek, undefined);
     const started = performance.now();
     try {
       const decision = peek
         ? await primary.peek(key, windows, algorithm)
-        : await primary.hit(key, windows, algorithm);
+        : await primary.hit(key, windows, algorithm, cost);
       breaker.recordSuccess();
       observe?.((performance.now() - started) / 1000, undefined);
       return decision;
     } catch (err) {
       breaker.recordFailure();
       observe?.((performance.now() - started) / 1000, err);
-      return this.degraded(key, windows, algorithm, peek, err);
+      return this.degraded(key, windows, algorithm, cost, peek, err);
     }
   }
 
@@ -74,11 +81,12 @@ export class GuardedStore implements RateLimitStore {
     key: string,
     windows: readonly WindowSpec[],
     algorithm: Algorithm,
+    cost: number,
     peek: boolean,
     cause: unknown,
   ): Promise<Decision> {
     const { fallback } = this.o;
     if (!fallback) return Promise.reject(new StoreUnavailableError(cause));
-    return peek ? fallback.peek(key, windows, algorithm) : fallback.hit(key, windows, algorithm);
+    return peek ? fallback.peek(key, windows, algorithm) : fallback.hit(key, windows, algorithm, cost);
   }
 }

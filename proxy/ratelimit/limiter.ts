@@ -53,9 +53,12 @@ export class RateLimiter {
     this.secret = secret ?? null;
   }
 
-  /** Counts the request when every window admits it; the hot path. */
-  check(id: string): Promise<Decision> {
-    return this.store.hit(this.keyFor(id), this.windows, this.algorithm);
+  /**
+   * Counts the request, `cost` units of it (a positive integer), when every window has that many left;
+   * the hot path.
+   */
+  check(id: string, cost = 1): Promise<Decision> {
+    return this.store.hit(this.keyFor(id), this.windows, this.algorithm, cost);
   }
 
   async isAllowed(id: string): Promise<boolean> {

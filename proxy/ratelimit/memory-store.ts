@@ -8,9 +8,9 @@
 //   deleting those that have expired.
 // - A cap of `maxKeys` keys (policy: store.max_keys). Inserting one more evicts one, and which one is
 //   what keeps a flood of new identities from buying anyone a fresh quota. Keys live in two queues,
-//   each in least-recently-used order: `open` (the last decision left room for another request) and
-//   `limited` (it left none: the identity is at or over its limit). The victim is the least recently
-//   used open key; a limited key goes only when no key is open. Forgetting a limited identity would
+//   each in least-recently-used order: `open` (the last decision left room for another request like
+//   it) and `limited` (it left none: the identity is at or over its limit). The victim is the least
+//   recently used open key; a limited key goes only when no key is open. Forgetting a limited identity would
 //   hand it its whole quota back, which is exactly what a flood of junk identities is after, and each
 //   junk identity is itself open, so the flood only ever evicts itself and the idle. Only once every key
 //   held is limited (maxKeys identities that each spent a whole quota) does the one limited longest ago
@@ -22,7 +22,14 @@
 // 100,000 keys cost about 40 MB with sliding-counter or small limits; size maxKeys with that product in
 // mind, or pick sliding-counter for keys of high cardinality.
 import { type Clock, systemClock } from '../../core/clock.js';
-import type { Algorithm, Decision, RateLimitStore, WindowSpec, WindowState } from './store.js';
+import {
+  type Algorithm,
+  checkCost,
+  type Decision,
+  type RateLimitStore,
+  type WindowSpec,
+  type WindowState,
+} from './store.js';
 
 export interface MemoryRateLimitStoreOptions {
   readonly clock?: Clock;
@@ -35,7 +42,8 @@ export interface MemoryRateLimitStoreOptions {
 /**
  * The hits counted for one key, oldest first (epoch ms), in a ring that grows as needed. One log serves
  * every window: a hit counts in all of them or in none, so window j's hits are simply the newest
- * `count - skip[j]`. One push per hit, and about half the memory of a log per window.
+ * `count - skip[j]`. One push per hit, and about half the memory of a log per window. A request of cost
+ * N is N hits with one time: the log stays a plain count, and still never outgrows the largest limit.
  */
 class HitLog {
   buf: number[];
@@ -73,17 +81,22 @@ class HitLog {
     for (let j = 0; j < this.skip.length; j++) this.skip[j]! -= d;
   }
 
-  push(t: number): void {
-    if (this.count === this.buf.length) {
+  /** Adds `n` hits at time `t`. */
+  push(t: number, n: number): void {
+    if (this.count + n > this.buf.length) {
       // Bounded: admission needs room in the longest window, so count stays within the largest limit.
-      const next = new Array<number>(this.buf.length * 2).fill(0);
+      let size = this.buf.length * 2;
+      while (size < this.count + n) size *= 2;
+      const next = new Array<number>(size).fill(0);
       for (let i = 0; i < this.count; i++) next[i] = this.at(i);
       this.buf = next;
       this.head = 0;
     }
-    const j = this.head + this.count;
-    this.buf[j < this.buf.length ? j : j - this.buf.length] = t;
-    this.count++;
+    for (let k = 0; k < n; k++) {
+      const j = this.head + this.count;
+      this.buf[j < this.buf.length ? j : j - this.buf.length] = t;
+      this.count++;
+    }
   }
 }
 
@@ -157,8 +170,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return this.entries.size;
   }
 
-  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
-    return Promise.resolve(this.hitSync(key, windows, algorithm));
+  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm, cost = 1): Promise<Decision> {
+    try {
+      return Promise.resolve(this.hitSync(key, windows, algorithm, cost));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   peek(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
@@ -166,12 +183,15 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   /** `hit` without the promise, for callers on a synchronous path (the proxy's local fallback). */
-  hitSync(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Decision {
+  hitSync(key: string, windows: readonly WindowSpec[], algorithm: Algorithm, cost = 1): Decision {
+    checkCost(cost);
     const now = this.clock.now();
     const entry = this.entries.get(key) ?? this.insert(key, windows, now);
     if (entry.specs !== windows) adapt(entry, windows);
     const decision =
-      algorithm === LOG ? decideLog(entry, windows, now, true) : decideCounter(entry, windows, now, true);
+      algorithm === LOG
+        ? decideLog(entry, windows, now, cost, true)
+        : decideCounter(entry, windows, now, cost, true);
     let retryAfterMs = 0;
     for (const w of decision.windows) if (w.retryAfterMs > retryAfterMs) retryAfterMs = w.retryAfterMs;
     entry.limitedUntil = now + retryAfterMs;
@@ -190,8 +210,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const entry = this.entries.get(key) ?? newEntry(key, windows);
     if (entry.specs !== windows) adapt(entry, windows);
     return algorithm === LOG
-      ? decideLog(entry, windows, now, false)
-      : decideCounter(entry, windows, now, false);
+      ? decideLog(entry, windows, now, 1, false)
+      : decideCounter(entry, windows, now, 1, false);
   }
 
   reset(key: string): Promise<void> {
@@ -277,7 +297,13 @@ function adapt(entry: Entry, windows: readonly WindowSpec[]): void {
   entry.specs = windows;
 }
 
-function decideLog(entry: Entry, windows: readonly WindowSpec[], now: number, count: boolean): Decision {
+function decideLog(
+  entry: Entry,
+  windows: readonly WindowSpec[],
+  now: number,
+  cost: number,
+  count: boolean,
+): Decision {
   let log = entry.log;
   if (log === null) {
     log = new HitLog(windows.length);
@@ -286,24 +312,30 @@ function decideLog(entry: Entry, windows: readonly WindowSpec[], now: number, co
   let allowed = true;
   for (let j = 0; j < windows.length; j++) {
     const w = windows[j]!;
-    if (log.slide(j, now - w.windowMs) >= w.limit) allowed = false;
+    if (log.slide(j, now - w.windowMs) + cost > w.limit) allowed = false;
   }
   log.drop();
-  if (allowed && count) log.push(now);
+  if (allowed && count) log.push(now, cost);
   let maxWindowMs = 0;
   const states = new Array<WindowState>(windows.length);
   for (let j = 0; j < windows.length; j++) {
     const w = windows[j]!;
     const first = log.skip[j]!;
     const n = log.count - first;
-    // Full: the (n - limit)-th oldest hit must leave before one more fits (n > limit after a lowered limit).
+    // Short of room: the (n + cost - limit)-th oldest hit must leave before `cost` more fit (n may exceed
+    // the limit after a lowered limit). A cost above the limit never fits.
     states[j] = {
       name: w.name,
       limit: w.limit,
       windowMs: w.windowMs,
       remaining: n < w.limit ? w.limit - n : 0,
       resetAt: n > 0 ? log.at(first) + w.windowMs : now,
-      retryAfterMs: n < w.limit ? 0 : log.at(first + n - w.limit) + w.windowMs - now,
+      retryAfterMs:
+        n + cost <= w.limit
+          ? 0
+          : cost > w.limit
+            ? w.windowMs
+            : log.at(first + n + cost - w.limit - 1) + w.windowMs - now,
     };
     if (w.windowMs > maxWindowMs) maxWindowMs = w.windowMs;
   }
@@ -320,7 +352,13 @@ function decideLog(entry: Entry, windows: readonly WindowSpec[], now: number, co
  * window's count. So no limit needs refusing for it. lua/sliding-counter.lua does the same double operations in the
  * same order (Lua numbers are IEEE doubles too), so both stores still decide alike.
  */
-function decideCounter(entry: Entry, windows: readonly WindowSpec[], now: number, count: boolean): Decision {
+function decideCounter(
+  entry: Entry,
+  windows: readonly WindowSpec[],
+  now: number,
+  cost: number,
+  count: boolean,
+): Decision {
   let c = entry.counters;
   if (c === null) {
     c = new Float64Array(windows.length * 3);
@@ -339,7 +377,7 @@ function decideCounter(entry: Entry, windows: readonly WindowSpec[], now: number
       c[o + 1] = 0;
       c[o] = i;
     }
-    if (c[o + 2]! * (W - (now - i * W)) + (c[o + 1]! + 1) * W > w.limit * W) allowed = false;
+    if (c[o + 2]! * (W - (now - i * W)) + (c[o + 1]! + cost) * W > w.limit * W) allowed = false;
   }
   let expiresAt = entry.expiresAt;
   const states = new Array<WindowState>(windows.length);
@@ -350,17 +388,20 @@ function decideCounter(entry: Entry, windows: readonly WindowSpec[], now: number
     const o = j * 3;
     const i = c[o]!;
     const e = now - i * W;
-    if (allowed && count) c[o + 1]!++;
+    if (allowed && count) c[o + 1]! += cost;
     const cur = c[o + 1]!;
     const prev = c[o + 2]!;
     const scaled = prev * (W - e) + cur * W;
     let retryAfterMs = 0;
-    if (scaled + W > L * W) {
-      // Room comes back either as the previous window's weight fades, or only after the next roll.
+    if (scaled + cost * W > L * W) {
+      // Room for `cost` comes back either as the previous window's weight fades, or only after the next
+      // roll; a cost above the limit never fits.
       retryAfterMs =
-        cur + 1 <= L
-          ? W - Math.floor(((L - cur - 1) * W) / prev) - e
-          : W - e + W - Math.floor(((L - 1) * W) / cur);
+        cost > L
+          ? W
+          : cur + cost <= L
+            ? W - Math.floor(((L - cur - cost) * W) / prev) - e
+            : W - e + W - Math.floor(((L - cost) * W) / cur);
     }
     states[j] = {
       name: w.name,

@@ -36,7 +36,9 @@
 // costs Redis one call a second, not one per request. Opt-in, because two things differ from asking
 // Redis every time: a reset or data loss outside this store (another process's reset, a FLUSHALL)
 // is seen up to REFUSAL_CACHE_MAX_MS late, and a replayed refusal's other windows show their counts as
-// Redis last gave them (its retry-after and `now` are aged exactly).
+// Redis last gave them (its retry-after and `now` are aged exactly). A refusal is replayed only to a
+// request of the same cost: one of cost N refused says nothing of a cheaper one, and the retry-after it
+// carries is the wait for N.
 //
 // Errors (connection, timeout, script errors) reject every decision of the failed call; the proxy
 // applies on_error.
@@ -46,7 +48,14 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import { FloodgateError } from '../../core/errors.js';
 import { projectPath } from '../../core/paths.js';
-import type { Algorithm, Decision, RateLimitStore, WindowSpec, WindowState } from './store.js';
+import {
+  type Algorithm,
+  checkCost,
+  type Decision,
+  type RateLimitStore,
+  type WindowSpec,
+  type WindowState,
+} from './store.js';
 
 export interface RedisRateLimitStoreOptions {
   readonly redis: Redis | Cluster;
@@ -71,6 +80,8 @@ export interface RedisRateLimitStoreOptions {
 /** A refusal from Redis, replayed without a call until `until` (local ms: see the header comment). */
 interface Refusal {
   readonly windows: readonly WindowSpec[];
+  /** The cost of the refused request: the only one the refusal answers for. */
+  readonly cost: number;
   readonly decision: Decision;
   /** When the call that refused was sent. */
   readonly sentAt: number;
@@ -103,6 +114,8 @@ interface Prepared {
 /** Decisions that go to Redis in one call: same window set, algorithm and mode; one key each. */
 class Batch {
   readonly keys: string[] = [];
+  /** Per key, its decision's cost (the script's last ARGV). */
+  readonly costs: number[] = [];
   resolve!: (reply: number[]) => void;
   reject!: (err: unknown) => void;
   readonly reply = new Promise<number[]>((resolve, reject) => {
@@ -193,16 +206,21 @@ export class RedisRateLimitStore implements RateLimitStore {
     await Promise.all(nodes.flatMap((n) => [this.log, this.counter].map((s) => n.script('LOAD', s.lua))));
   }
 
-  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
+  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm, cost = 1): Promise<Decision> {
+    try {
+      checkCost(cost);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (this.refusals.size > 0) {
-      const replay = this.replay(this.keyFor(key, algorithm), windows);
+      const replay = this.replay(this.keyFor(key, algorithm), windows, cost);
       if (replay !== null) return Promise.resolve(replay);
     }
-    return this.enqueue(key, windows, algorithm, '1');
+    return this.enqueue(key, windows, algorithm, '1', cost);
   }
 
   peek(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision> {
-    return this.enqueue(key, windows, algorithm, '0');
+    return this.enqueue(key, windows, algorithm, '0', 1);
   }
 
   /** Deletes the identity's counters, both algorithms' (a route may have changed algorithm). */
@@ -229,6 +247,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     windows: readonly WindowSpec[],
     algorithm: Algorithm,
     mode: '0' | '1',
+    cost: number,
   ): Promise<Decision> {
     const p = this.prepare(windows);
     const s = slot(algorithm, mode);
@@ -244,11 +263,12 @@ export class RedisRateLimitStore implements RateLimitStore {
     const offset = 1 + batch.keys.length * (1 + 3 * windows.length);
     const redisKey = this.keyFor(key, algorithm);
     batch.keys.push(redisKey);
+    batch.costs.push(cost);
     const b = batch;
     return batch.reply.then((reply) => {
       const decision = toDecision(reply, offset, windows);
       if (!decision.allowed) {
-        if (this.cacheRefusals) this.remember(redisKey, windows, decision, b.sentAt);
+        if (this.cacheRefusals) this.remember(redisKey, windows, cost, decision, b.sentAt);
       } else if (mode === '0') this.refusals.delete(redisKey);
       return decision;
     });
@@ -258,6 +278,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   private remember(
     redisKey: string,
     windows: readonly WindowSpec[],
+    cost: number,
     decision: Decision,
     sentAt: number,
   ): void {
@@ -268,16 +289,20 @@ export class RedisRateLimitStore implements RateLimitStore {
     if (this.refusals.size >= REFUSAL_CACHE_SIZE) this.refusals.delete(this.refusals.keys().next().value!);
     this.refusals.set(redisKey, {
       windows,
+      cost,
       decision,
       sentAt,
       until: sentAt + Math.min(retryMs, REFUSAL_CACHE_MAX_MS),
     });
   }
 
-  /** The remembered refusal of `redisKey` for this window set, aged to now; null when there is none. */
-  private replay(redisKey: string, windows: readonly WindowSpec[]): Decision | null {
+  /**
+   * The remembered refusal of `redisKey` for this window set and cost, aged to now; null when there is
+   * none.
+   */
+  private replay(redisKey: string, windows: readonly WindowSpec[], cost: number): Decision | null {
     const r = this.refusals.get(redisKey);
-    if (r === undefined || r.windows !== windows) return null;
+    if (r === undefined || r.windows !== windows || r.cost !== cost) return null;
     const now = this.localNow();
     if (now >= r.until) {
       this.refusals.delete(redisKey);
@@ -310,6 +335,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     for (const k of b.keys) args.push(k);
     args.push(b.mode, b.now);
     for (const a of b.prepared.tail) args.push(a);
+    for (const c of b.costs) args.push(c);
     const call = this.redis.call('evalsha', args).then(undefined, (err: unknown) => {
       // NOSCRIPT: a restarted or flushed server. EVAL once, which also caches the script again.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;

@@ -14,11 +14,14 @@ export interface WindowState {
   readonly limit: number;
   /** The window's length, so a Decision alone can rank its windows (headers: ties go to the shorter). */
   readonly windowMs: number;
-  /** Requests still admitted in this window after this decision. */
+  /** Units (a request of cost N uses N) still admitted in this window after this decision. */
   readonly remaining: number;
   /** Epoch ms at which the window is fully replenished (the oldest counted hit has left it). */
   readonly resetAt: number;
-  /** Ms until one more request fits in this window; 0 when it already does. */
+  /**
+   * Ms until one more request of the decision's cost (1 for a peek) fits in this window; 0 when it
+   * already does. A cost above the window's limit never fits: then it is the window's length.
+   */
   readonly retryAfterMs: number;
 }
 
@@ -37,10 +40,11 @@ export interface Decision {
 
 export interface RateLimitStore {
   /**
-   * Atomically checks `key` against every window. Only when all admit the request is it
-   * counted, in all of them; a rejected request consumes nothing.
+   * Atomically checks `key` against every window for a request of `cost` units (a positive integer:
+   * see checkCost). Only when every window has `cost` left is it counted, `cost` times, in all of them;
+   * a rejected request consumes nothing.
    */
-  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm): Promise<Decision>;
+  hit(key: string, windows: readonly WindowSpec[], algorithm: Algorithm, cost: number): Promise<Decision>;
   /**
    * Whether `hit` would admit a request now, without counting anything. The window states describe the
    * current counts (remaining, resetAt, retryAfterMs as they stand, with no request added).
@@ -49,4 +53,13 @@ export interface RateLimitStore {
   /** Forgets every counter of `key`. */
   reset(key: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Throws unless `cost` is a positive safe integer. Every store checks it before touching a counter: a
+ * cost of 0 would admit without counting, and a negative one would hand quota back.
+ */
+export function checkCost(cost: number): void {
+  if (!Number.isSafeInteger(cost) || cost < 1)
+    throw new RangeError(`a request's cost must be a positive integer, got ${String(cost)}`);
 }

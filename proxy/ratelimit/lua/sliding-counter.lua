@@ -6,6 +6,8 @@
 -- ARGV[1]: '1' counts each request when every window admits it, '0' only looks (peek).
 -- ARGV[2]: epoch ms to use as now, or '' for the server's TIME (so proxies with skewed clocks agree).
 -- ARGV[1 + 2j], ARGV[2 + 2j]: window j's length in ms and its limit.
+-- The last #KEYS ARGV: decision d's cost, a positive integer (1 for a peek): it is admitted only when
+-- every window has that many left, and then counts that many.
 -- Returns {now, then per decision: allowed, then per window: remaining, reset_at (ms), retry_after (ms)};
 -- the same arithmetic as memory-store.ts decideCounter, operation for operation (integers scaled by W, in
 -- doubles: exact below 2^53, and rounded alike in both beyond it).
@@ -18,7 +20,7 @@ else
   now = tonumber(ARGV[2])
 end
 
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 2 - #KEYS) / 2
 local W, L = {}, {}
 for j = 1, n do W[j], L[j] = tonumber(ARGV[1 + 2 * j]), tonumber(ARGV[2 + 2 * j]) end
 local format = string.rep(' %d', 3 * n):sub(2)
@@ -26,7 +28,7 @@ local out, o = { now }, 1
 -- Window j's index, current and previous count at 3j-2, 3j-1, 3j; reused across decisions.
 local state = {}
 
-local function decide(key)
+local function decide(key, cost)
   local stored, f = redis.call('GET', key), 0
   if stored then
     for x in string.gmatch(stored, '%d+') do
@@ -48,7 +50,7 @@ local function decide(key)
       c = 0
     end
     state[3 * j - 2], state[3 * j - 1], state[3 * j] = i, c, p
-    if p * (w - (now - i * w)) + (c + 1) * w > L[j] * w then allowed = false end
+    if p * (w - (now - i * w)) + (c + cost) * w > L[j] * w then allowed = false end
   end
 
   local count = allowed and hit
@@ -60,7 +62,7 @@ local function decide(key)
     local i, c, p = state[3 * j - 2], state[3 * j - 1], state[3 * j]
     local e = now - i * w
     if count then
-      c = c + 1
+      c = c + cost
       state[3 * j - 1] = c
       -- The string is useless once every window has rolled twice past its last count.
       if (i + 2) * w - now > ttl then ttl = (i + 2) * w - now end
@@ -68,12 +70,15 @@ local function decide(key)
     local scaled = p * (w - e) + c * w
     local remaining, retry, reset_at = 0, 0, now
     if scaled < limit * w then remaining = math.floor((limit * w - scaled) / w) end
-    if scaled + w > limit * w then
-      -- Room comes back either as the previous window's weight fades, or only after the next roll.
-      if c + 1 <= limit then
-        retry = w - math.floor(((limit - c - 1) * w) / p) - e
+    if scaled + cost * w > limit * w then
+      -- Room for `cost` comes back either as the previous window's weight fades, or only after the next
+      -- roll; a cost above the limit never fits.
+      if cost > limit then
+        retry = w
+      elseif c + cost <= limit then
+        retry = w - math.floor(((limit - c - cost) * w) / p) - e
       else
-        retry = w - e + w - math.floor(((limit - 1) * w) / c)
+        retry = w - e + w - math.floor(((limit - cost) * w) / c)
       end
     end
     if c > 0 then reset_at = (i + 2) * w elseif p > 0 then reset_at = (i + 1) * w end
@@ -85,5 +90,6 @@ local function decide(key)
   end
 end
 
-for d = 1, #KEYS do decide(KEYS[d]) end
+local costs = 2 + 2 * n
+for d = 1, #KEYS do decide(KEYS[d], tonumber(ARGV[costs + d])) end
 return out

@@ -216,7 +216,11 @@ describe('a job through the API', () => {
       resumed: false,
       attempts: 1,
       error: null,
+      // For the client's ETA: the audio's length and how fast this attempt transcribed it.
+      audio_duration: 75,
+      transcribe_speed: expect.any(Number),
     });
+    expect(done.transcribe_speed).toBeGreaterThan(0);
     const json = await getJson(`/result/${id}`);
     expect(json.status).toBe(200);
     expect(json.body).toMatchObject({
@@ -285,7 +289,9 @@ describe('a job through the API', () => {
       stage: 'transcribe',
       segments_done: 1,
       segments_total: 3,
+      audio_duration: 90,
     });
+    expect(running.body.transcribe_speed).toBeGreaterThan(0);
 
     const del = await fetch(`${backend.url}/jobs/${id}`, { method: 'DELETE' });
     expect(del.status).toBe(204);
@@ -422,7 +428,7 @@ describe('a backend without a whisper model', () => {
       const body = (await ready.json()) as Record<string, string>;
       expect(body).toMatchObject({ status: 'not_ready', redis: 'ok' });
       expect(body.engine).toMatch(/whisper model not found at .*no-model\.bin: set WHISPER_MODEL/);
-      expect(bare.lines.some((l) => l.msg?.toString().startsWith('whisper engine not ready'))).toBe(true);
+      expect(bare.lines.some((l) => l.msg?.toString().startsWith('engine not ready'))).toBe(true);
 
       const res = await fetch(`${bare.url}/transcribe`, {
         method: 'POST',

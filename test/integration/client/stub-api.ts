@@ -83,6 +83,10 @@ export interface StubApi {
   holdAt(step: number | null, jobId?: string): void;
   /** New jobs start at this step (default 0). */
   startAt(step: number): void;
+  /** Stops listening and drops every connection, as a restarting server does; jobs are kept. */
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -207,7 +211,17 @@ export async function startStubApi(): Promise<StubApi> {
     startAt(step) {
       firstStep = step;
     },
+    async stop() {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await closed;
+    },
+    async restart() {
+      server.listen(port, '127.0.0.1');
+      await once(server, 'listening');
+    },
     async close() {
+      if (!server.listening) return;
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

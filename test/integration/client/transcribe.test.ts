@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { runTranscribe } from '../../../backend/client/cli.js';
-import type { JobStatus, RetryNotice } from '../../../backend/client/http.js';
+import { ApiClient, isClientError, type JobStatus, type RetryNotice } from '../../../backend/client/http.js';
 import { transcribe } from '../../../backend/client/transcribe.js';
 import { PROJECT_ROOT, runCli } from '../../helpers/proxy.js';
+import { freePort } from '../../helpers/redis-server.js';
 import { waitFor } from '../../helpers/wait.js';
 import { expectedResult, STEPS, type StubApi, startStubApi } from './stub-api.js';
 
@@ -134,8 +135,39 @@ describe('floodgate transcribe against a stub API server', () => {
     expect(stderr).toContain(`wrote ${out} (${format}, job job0001)`);
     // Progress was reported stage by stage (stderr is not a terminal here, so as lines).
     expect(stderr).toContain('transcribe 60% (running, 2/4 segments)');
-    expect(await readFile(out, 'utf8')).toBe(expectedResult('job0001', format));
+    // Every format ends its last line: json too, which the API sends without one.
+    const written = await readFile(out, 'utf8');
+    expect(written).toBe(expectedResult('job0001', format).replace(/\n?$/, '\n'));
+    expect(written.endsWith('\n') && !written.endsWith('\n\n')).toBe(true);
     expect(stub.requests).toContain(`GET /result/job0001`);
+  });
+
+  it("prints the server's notice about a waiting job once, then carries on when it clears", async () => {
+    const notice = {
+      code: 'engine_not_ready',
+      message: 'no whisper model: set WHISPER_MODEL or run `npx floodgate model download base.en`',
+    };
+    const waiting = {
+      status: 200,
+      body: { job_id: 'job0001', ...STEPS[0], resumed: false, attempts: 0, error: null, notice },
+    };
+    stub.queue('GET /status', waiting, waiting, waiting);
+    const out = join(dir, 'after-notice.txt');
+    const { code, stderr } = await runInProcess(audio, {
+      url: stub.url,
+      format: 'txt',
+      output: out,
+      pollIntervalMs: 5,
+    });
+    expect(code).toBe(0);
+    expect(stub.requests.filter((r) => r.startsWith('GET /status/'))).toHaveLength(STEPS.length + 3);
+    expect(stderr.split(notice.message)).toHaveLength(2);
+    expect(stderr).toContain(
+      `the server cannot start job job0001 yet: ${notice.message}. It waits in the queue and starts once that is fixed (Ctrl-C leaves it queued)`,
+    );
+    expect(stderr).toContain('upload 10% (queued: engine not ready)');
+    expect(stderr.split('the server can run the job now')).toHaveLength(2);
+    expect(await readFile(out, 'utf8')).toBe(expectedResult('job0001', 'txt'));
   });
 
   it('reports a failed job and exits 1', async () => {
@@ -168,15 +200,18 @@ describe('floodgate transcribe against a stub API server', () => {
     expect(stub.requests).toEqual([]);
   });
 
-  it('the command writes the transcript to stdout', async () => {
-    // Straight to the last step: the command polls once a second, and one poll is enough here.
-    stub.startAt(STEPS.length - 1);
-    const r = await runCli(['transcribe', audio, '--url', stub.url, '--format', 'vtt']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe(expectedResult('job0001', 'vtt'));
-    expect(r.stderr).toContain('uploaded');
-    expect(r.stderr).toContain('done 100%');
-  });
+  it.each(['vtt', 'json'])(
+    'the command writes the %s transcript to stdout, ending in a newline',
+    async (format) => {
+      // Straight to the last step: the command polls once a second, and one poll is enough here.
+      stub.startAt(STEPS.length - 1);
+      const r = await runCli(['transcribe', audio, '--url', stub.url, '--format', format]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(expectedResult('job0001', format).replace(/\n?$/, '\n'));
+      expect(r.stderr).toContain('uploaded');
+      expect(r.stderr).toContain('done 100%');
+    },
+  );
 
   it('Ctrl-C leaves the job running and prints its id; --job resumes it', async () => {
     stub.holdAt(3);
@@ -223,5 +258,61 @@ describe('floodgate transcribe against a stub API server', () => {
     expect(await readFile(out, 'utf8')).toBe(expectedResult('job0001', 'srt'));
     expect(stub.uploads).toHaveLength(1);
     expect(stub.requests.filter((r) => r === 'POST /transcribe')).toHaveLength(1);
+  });
+
+  it('fails in one line, within seconds, when nothing listens at the URL', async () => {
+    // A port that was bound a moment ago and closed again: connecting to it is refused.
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const r = await runCli(['transcribe', audio, '--url', url]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `floodgate transcribe: cannot connect to ${url}: connection refused (POST /transcribe, tried 5 times); ` +
+        'is the proxy running? Start it with `npm start`, or pass --url\n',
+    );
+    // A bound, not a measurement: it used to retry for 8 minutes.
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  it('a refusal before any answer is not reported as a retry, and is the refused code', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const notices: RetryNotice[] = [];
+    const api = new ApiClient({ baseUrl: url, onRetry: (n) => notices.push(n) });
+    const err = await api.status('job0001').catch((e: unknown) => e);
+    expect(isClientError(err) && err.code).toBe('refused');
+    expect(notices).toEqual([]);
+  });
+
+  it('waits out a server that answered, went away and came back (a restart mid-job)', async () => {
+    stub.holdAt(3);
+    const notices: RetryNotice[] = [];
+    let stopped: Promise<void> | null = null;
+    let restarted: Promise<void> | null = null;
+    const t = await transcribe({
+      url: stub.url,
+      audio,
+      format: 'txt',
+      pollIntervalMs: 5,
+      onStatus: (s) => {
+        // The job is running: the server goes away.
+        if (s.stage === 'transcribe' && stopped === null) stopped = stub.stop();
+      },
+      onRetry: (n) => {
+        notices.push(n);
+        // The client waits: the server comes back, and the job finishes.
+        if (n.status === null && restarted === null) {
+          restarted = stopped!.then(async () => {
+            stub.holdAt(null, 'job0001');
+            await stub.restart();
+          });
+        }
+      },
+    });
+    expect(t.body.toString()).toBe(expectedResult('job0001', 'txt'));
+    expect(notices.length).toBeGreaterThanOrEqual(1);
+    expect(notices[0]).toMatchObject({ request: 'GET /status/job0001', status: null, attempt: 2 });
+    expect(notices.every((n) => n.status === null)).toBe(true);
+    expect(stub.uploads).toHaveLength(1);
   });
 });

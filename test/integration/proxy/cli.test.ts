@@ -69,6 +69,25 @@ describe('floodgate validate', () => {
     expect(r.stderr.trimEnd().split('\n')).toEqual(expected);
   });
 
+  it('reports a variable, a schema and a reference error of one file in one run, in file order', async () => {
+    const fixture = 'test/fixtures/config/every-stage-in-one-run.yaml';
+    const r = await runCli(['validate', 'config/proxy.yaml', fixture], {
+      ...ENV,
+      FLOODGATE_TEST_UNSET_HOURLY: undefined,
+    });
+    expect(r.code).toBe(1);
+    // The valid file still gets its summary; the broken one only its errors, all of them.
+    expect(r.stdout).toMatch(/^config\/proxy\.yaml: ok, 4 routes, 1 upstream$/m);
+    expect(r.stdout).not.toContain(fixture);
+    const expected = await expectedErrors(fixture);
+    expect(expected.map((e) => e.replace(/^.*?:\d+:\d+: /, '').split(' ')[0])).toEqual([
+      'store.timeout:',
+      'routes[0].upstream:',
+      'environment',
+    ]);
+    expect(r.stderr.trimEnd().split('\n')).toEqual(expected);
+  });
+
   it('reports a broken file among valid ones, and still exits 1', async () => {
     const broken = join(dir, 'broken.yaml');
     await writeFile(

@@ -38,12 +38,17 @@ describe('memory store and Lua scripts agree', () => {
     await redis.quit();
   });
 
-  it.each<[Algorithm, number]>([
-    ['sliding-log', 1],
-    ['sliding-log', 2],
-    ['sliding-counter', 1],
-    ['sliding-counter', 2],
-  ])('%s, seed %i: 600 random steps', async (algorithm, seed) => {
+  // `costs`: each hit costs 1 to 4 units (over window a's limit now and then), else 1.
+  it.each<[Algorithm, number, boolean]>([
+    ['sliding-log', 1, false],
+    ['sliding-log', 2, false],
+    ['sliding-counter', 1, false],
+    ['sliding-counter', 2, false],
+    ['sliding-log', 3, true],
+    ['sliding-log', 4, true],
+    ['sliding-counter', 3, true],
+    ['sliding-counter', 4, true],
+  ])('%s, seed %i, costs %s: 600 random steps', async (algorithm, seed, costs) => {
     const clock = new ManualClock(1_700_000_000_123);
     const stores = [new MemoryRateLimitStore({ clock }), new RedisRateLimitStore({ redis, prefix, clock })];
     const [memory, shared] = stores.map(
@@ -57,11 +62,12 @@ describe('memory store and Lua scripts agree', () => {
       clock.advance(r < 0.5 ? 0 : r < 0.9 ? Math.floor(random() * 300) : Math.floor(random() * 3_000));
       const id = random() < 0.8 ? 'alice' : 'bob';
       const peek = random() < 0.2;
+      const cost = costs ? 1 + Math.floor(random() * 4) : 1;
       const key = memory.keyFor(id);
       const [m, s] = await Promise.all(
         peek
           ? stores.map((store) => store.peek(key, memory.windows, algorithm))
-          : [memory.check(id), shared.check(id)],
+          : [memory.check(id, cost), shared.check(id, cost)],
       );
       expect(s, `step ${step}`).toEqual(m);
       seen[m!.allowed ? 'allowed' : 'denied']++;

@@ -337,6 +337,44 @@ describe('RedisRateLimitStore', () => {
       },
     );
 
+    it.each(ALGORITHMS)(
+      '%s: a refusal of cost N is replayed only to cost N; a cheaper request asks Redis and may pass',
+      async (algorithm) => {
+        const clock = new ManualClock(1_700_006_400_000);
+        const store = new RedisRateLimitStore({
+          redis,
+          prefix: prefix('refusal-cost'),
+          clock,
+          refusalCache: true,
+        });
+        const l = new RateLimiter({
+          store,
+          windows: [{ name: 'minute', limit: 10, windowMs: 60_000 }],
+          algorithm,
+        });
+        expect((await l.check('x', 7)).allowed).toBe(true);
+        const refused = await l.check('x', 5);
+        expect(refused.allowed).toBe(false);
+        const calls = countScripts(redis);
+        try {
+          const replayed = await l.check('x', 5);
+          expect(replayed.allowed).toBe(false);
+          expect(replayed.windows[0]!.retryAfterMs).toBe(refused.windows[0]!.retryAfterMs);
+          expect(calls.scripts()).toBe(0);
+          // Three units remain: a request of cost 3 is Redis's to decide, and it fits.
+          const cheaper = await l.check('x', 3);
+          expect(cheaper.allowed).toBe(true);
+          expect(cheaper.windows[0]!.remaining).toBe(0);
+          expect(calls.scripts()).toBe(1);
+          // A dearer one is asked too: its wait is not the one remembered.
+          expect((await l.check('x', 6)).allowed).toBe(false);
+          expect(calls.scripts()).toBe(2);
+        } finally {
+          calls.restore();
+        }
+      },
+    );
+
     it('a reset through the store ends the replay at once; one through another proxy, within the cap', async () => {
       const clock = new ManualClock(1_700_006_400_000);
       const p = prefix('refusal-reset');

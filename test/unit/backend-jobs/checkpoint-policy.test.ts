@@ -35,6 +35,19 @@ describe('checkpoint policy', () => {
     expect(saves).toEqual([4, 5, 6, 7, 8, 9, 10, 11]);
   });
 
+  it('saves after every segment by default, with the interval still in force', () => {
+    const clock = new ManualClock();
+    const m = new CheckpointManager({ redis: noRedis, clock });
+    expect(m.everySegments).toBe(1);
+    expect(m.checkpointIntervalMs).toBe(30_000);
+    for (let i = 0; i < 5; i++) expect(m.shouldSave('j', i)).toBe(true);
+    // null still turns the count off, leaving the interval alone.
+    const timed = new CheckpointManager({ redis: noRedis, clock, everySegments: null });
+    expect(timed.shouldSave('j', 0)).toBe(false);
+    clock.advance(30_000);
+    expect(timed.shouldSave('j', 1)).toBe(true);
+  });
+
   it('keeps a clock per job', () => {
     const { m, clock } = manager({ intervalMs: 1_000 });
     m.shouldSave('a', 0);

@@ -40,6 +40,7 @@ describe('ClusterHub', () => {
               key: 'k',
               spec,
               algorithm: 'sliding-log' as const,
+              cost: 1,
             })),
           }),
         )
@@ -50,9 +51,30 @@ describe('ClusterHub', () => {
     expect(hits(1, 0, 1)).toEqual([false]);
   });
 
+  it("counts each call's cost, and answers null for a cost the store refuses", () => {
+    const { hub } = setup();
+    const call = (cost: number) => ({
+      op: 'hit' as const,
+      key: 'c',
+      spec: 0,
+      algorithm: 'sliding-log' as const,
+      cost,
+    });
+    const a = hub.serve(1, batch({ specs: [[0, WINDOWS]], calls: [call(2), call(2), call(1), call(0)] }));
+    expect(a.decisions.map((d) => d && [d.allowed, d.windows[0]!.remaining])).toEqual([
+      [true, 1],
+      [false, 1],
+      [true, 0],
+      null,
+    ]);
+  });
+
   it('answers null for a call on a window set it was never told of', () => {
     const { hub } = setup();
-    const a = hub.serve(1, batch({ calls: [{ op: 'hit', key: 'k', spec: 3, algorithm: 'sliding-log' }] }));
+    const a = hub.serve(
+      1,
+      batch({ calls: [{ op: 'hit', key: 'k', spec: 3, algorithm: 'sliding-log', cost: 1 }] }),
+    );
     expect(a.decisions).toEqual([null]);
   });
 

@@ -15,8 +15,8 @@ describe('PrimaryLink', () => {
   it("sends one batch per turn with that turn's calls, declaring a window set once", async () => {
     const sent: Batch[] = [];
     const link = new PrimaryLink((b) => sent.push(b));
-    const a = link.store('hit', 'a', W, 'sliding-log');
-    const b = link.store('hit', 'b', W, 'sliding-log');
+    const a = link.store('hit', 'a', W, 'sliding-log', 1);
+    const b = link.store('hit', 'b', W, 'sliding-log', 1);
     const probe = link.admit('app');
     link.report('app', 5, 'failure', 12);
     await turn();
@@ -24,8 +24,8 @@ describe('PrimaryLink', () => {
     expect(sent[0]).toMatchObject({
       specs: [[0, W]],
       calls: [
-        { op: 'hit', key: 'a', spec: 0 },
-        { op: 'hit', key: 'b', spec: 0 },
+        { op: 'hit', key: 'a', spec: 0, cost: 1 },
+        { op: 'hit', key: 'b', spec: 0, cost: 1 },
       ],
       admits: ['app'],
       outcomes: [['app', 5, 'failure', 12]],
@@ -40,7 +40,7 @@ describe('PrimaryLink', () => {
     expect(await b).toEqual(decision(false));
     expect(await probe).toBe(9);
 
-    const c = link.store('peek', 'c', W, 'sliding-log');
+    const c = link.store('peek', 'c', W, 'sliding-log', 1);
     await turn();
     expect(sent).toHaveLength(2);
     expect(sent[1]!.specs).toEqual([]);
@@ -66,12 +66,12 @@ describe('PrimaryLink', () => {
   it('fails whatever waits, and whatever comes later, once the primary is gone', async () => {
     const sent: Batch[] = [];
     const link = new PrimaryLink((b) => sent.push(b));
-    const waiting = link.store('hit', 'a', W, 'sliding-log');
+    const waiting = link.store('hit', 'a', W, 'sliding-log', 1);
     const queued = link.admit('app');
     link.fail(new Error('gone'));
     await expect(waiting).rejects.toThrow('gone');
     await expect(queued).rejects.toThrow('gone');
-    await expect(link.store('hit', 'b', W, 'sliding-log')).rejects.toThrow('gone');
+    await expect(link.store('hit', 'b', W, 'sliding-log', 1)).rejects.toThrow('gone');
     await turn();
     expect(sent).toHaveLength(0);
   });

@@ -259,6 +259,52 @@ routes:
   });
 });
 
+describe('the cost of a request, in validate and explain', () => {
+  const COSTS = `
+upstreams:
+  app: { url: http://127.0.0.1:8000 }
+routes:
+  - name: upload
+    match: { path: /upload }
+    upstream: app
+    limits: { hourly: 10, cost: 5 }
+  - name: api
+    match: { path: /v1/* }
+    upstream: app
+    limits: { hourly: 100, cost: { header: X-Request-Cost, default: 2, max: 50 } }
+`;
+  const policy = (): Policy => {
+    const r = parsePolicy(COSTS, 'p.yaml', {});
+    if (!r.ok) throw new Error(r.errors.join('\n'));
+    return r.policy;
+  };
+
+  it('validate shows a cost other than 1 next to the windows', () => {
+    expect(summarizePolicy('p.yaml', policy()).split('\n').slice(3, 5)).toEqual([
+      '    upload  *  /upload  -> app  per ip: hourly 10/1h (cost 5)',
+      '    api     *  /v1/*    -> app  per ip: hourly 100/1h (cost from x-request-cost: 1 to 50, default 2)',
+    ]);
+  });
+
+  it('explain shows what the request would count', () => {
+    const cost = (path: string, headers?: Record<string, string>) =>
+      explainRequest(policy(), { method: 'POST', path, headers })
+        .split('\n')
+        .find((l) => l.startsWith('cost: '));
+    expect(cost('/upload')).toBe('cost: 5 units per request');
+    expect(cost('/v1/x')).toBe('cost: header x-request-cost (not sent, so 2, the default)');
+    expect(cost('/v1/x', { 'X-Request-Cost': '7' })).toBe(
+      "cost: header x-request-cost = 7 from a trusted proxy (client_ip.trusted_proxies); 2, the default, from anyone else (a client's own header is ignored)",
+    );
+    expect(cost('/v1/x', { 'x-request-cost': '1e3' })).toBe(
+      'cost: header x-request-cost = "1e3" is not a whole number from 1 to 50: refused with 400 from a trusted proxy; ' +
+        "2, the default, from anyone else (a client's own header is ignored)",
+    );
+    // The default cost, 1, is worth no line.
+    expect(explainRequest(load(), { method: 'POST', path: '/transcribe' })).not.toContain('cost:');
+  });
+});
+
 describe('parseHeaderArg', () => {
   it('splits curl-style headers', () => {
     expect(parseHeaderArg('X-API-Key: abc:def ')).toEqual(['X-API-Key', 'abc:def']);

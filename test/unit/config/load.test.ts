@@ -85,6 +85,7 @@ describe('example policies', () => {
       shadow: false,
       plans: null,
       allowlist: null,
+      cost: { type: 'fixed', units: 1 },
     });
     expect(byName.reports!.limits!.shadow).toBe(true);
     expect(byName.uploads!.limits!.algorithm).toBe('sliding-counter');
@@ -154,7 +155,80 @@ describe('defaults', () => {
       shadow: false,
       plans: null,
       allowlist: null,
+      cost: { type: 'fixed', units: 1 },
     });
+  });
+
+  it('cost: a fixed number of units, or a header with its default (1) and its max', () => {
+    const cost = (yaml: string) =>
+      valid(
+        parsePolicy(
+          MINIMAL.replace(
+            'upstream: backend',
+            `upstream: backend
+    limits: { hourly: 100, cost: ${yaml} }`,
+          ),
+          'p.yaml',
+          {},
+        ),
+      ).routes[0]!.limits!.cost;
+    expect(cost('5')).toEqual({ type: 'fixed', units: 5 });
+    expect(cost('100')).toEqual({ type: 'fixed', units: 100 });
+    expect(cost('{ header: X-Request-Cost, max: 100 }')).toEqual({
+      type: 'header',
+      name: 'x-request-cost',
+      default: 1,
+      max: 100,
+    });
+    expect(cost('{ header: X-Request-Cost, default: 3, max: 3 }')).toMatchObject({ default: 3, max: 3 });
+  });
+
+  it('cost: every wrong value is an error at its own position, saying why', () => {
+    const errors = (yaml: string) => {
+      const r = parsePolicy(
+        MINIMAL.replace(
+          'upstream: backend',
+          `upstream: backend
+    limits: { hourly: 100, cost: ${yaml} }`,
+        ),
+        'p.yaml',
+        {},
+      );
+      return r.ok ? [] : r.errors.map((e) => e.replace(/^p\.yaml:\d+:/, ''));
+    };
+    const at = (col: number, where: string, message: string) => [
+      `${col}: routes[0].limits.${where}: ${message}`,
+    ];
+    const whole = (got: string) =>
+      `cost must be a whole number of at least 1 (the units each request counts), got ${got}`;
+    const either = (got: string) =>
+      `expected a whole number of at least 1 (the cost of every request) or { header, default, max }, got ${got}`;
+    expect(errors('0')).toEqual(at(34, 'cost', whole('0')));
+    expect(errors('-3')).toEqual(at(34, 'cost', whole('-3')));
+    expect(errors('2.5')).toEqual(at(34, 'cost', whole('2.5')));
+    expect(errors('1e3')).toEqual(
+      at(
+        34,
+        'cost',
+        "cost 1000 is more than hourly's limit of 100; a request that costs more than a window's limit could never be admitted",
+      ),
+    );
+    expect(errors('"5"')).toEqual(at(34, 'cost', either('"5"')));
+    expect(errors('[5]')).toEqual(at(34, 'cost', either('a list')));
+    expect(errors('{ header: X-Cost, max: 101 }')).toEqual(
+      at(
+        57,
+        'cost.max',
+        "max 101 is more than hourly's limit of 100; a request that costs more than a window's limit could never be admitted",
+      ),
+    );
+    expect(errors('{ header: X-Cost, default: 0, max: 5 }')).toEqual(
+      at(61, 'cost.default', 'must be at least 1, got 0'),
+    );
+    expect(errors('{ header: "X Cost", max: 5 }')).toEqual(
+      at(44, 'cost.header', 'invalid header name "X Cost"'),
+    );
+    expect(errors('{ header: X-Cost }')).toEqual(at(28, 'cost', 'missing required key "max"'));
   });
 
   it('failure_rate fills its window and minimum_calls', () => {
@@ -346,10 +420,11 @@ routes:
       'p.yaml:3:8: store.url: expected a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379), got <value of REDIS_URL>',
       'p.yaml:4:12: store.timeout: invalid duration <value of STORE_TIMEOUT>; use a number with a unit: ms, s, m, h or d (e.g. 50ms, 2s, 1m)',
       'p.yaml:6:21: client_ip.trusted_proxies[0]: invalid CIDR or IP <value of PROXY_NET>; expected an IP or a CIDR block (e.g. 127.0.0.1, 10.0.0.0/8, ::1, fd00::/8)',
+      'p.yaml:12:15: routes[0].upstream: unknown upstream <value of UPSTREAM> (defined: backend)',
       'p.yaml:14:12: routes[0].limits.key: <value of KEY_HEADER> is not valid here',
       'p.yaml:15:15: routes[0].limits.hourly: must be at least 1, got <value of HOURLY>',
     ]);
-    // And a value met in another message (the unknown upstream, once the rest is right).
+    // And a value met in another message (the unknown upstream, alone once the rest is right).
     const upstream = errors(
       parsePolicy(policy, 'p.yaml', {
         ...env,
@@ -398,10 +473,13 @@ describe('error positions', () => {
     ]);
   });
 
-  it('an alias to nowhere points at the alias', () => {
-    expect(errors(parsePolicy('upstreams: *nothing\n', 'f.yaml', {}))).toEqual([
-      'f.yaml:1:12: unknown alias *nothing',
+  it('an alias to nowhere points at the alias, and its value counts as unknown, not as wrong', () => {
+    expect(errors(parsePolicy(`${MINIMAL}store: *nothing\n`, 'f.yaml', {}))).toEqual([
+      'f.yaml:8:8: unknown alias *nothing',
     ]);
+    // The routes still refer to upstreams, which cannot be known: no "unknown upstream" either.
+    const text = 'upstreams: *nothing\nroutes:\n  - { name: a, match: { path: /a }, upstream: b }\n';
+    expect(errors(parsePolicy(text, 'f.yaml', {}))).toEqual(['f.yaml:1:12: unknown alias *nothing']);
   });
 });
 
@@ -475,6 +553,21 @@ routes:
     expect(poolHash(after.upstreams.backend!)).toBe(poolHash(before.upstreams.backend!));
   });
 
+  it("a route's cost is no part of its limiter scope: changing it keeps the counters", () => {
+    const withCost = (cost: string) =>
+      valid(
+        parsePolicy(
+          two(10, false).replace('limits: { hourly: 10 }', `limits: { hourly: 10, cost: ${cost} }`),
+          'p.yaml',
+          {},
+        ),
+      );
+    const scope = (p: Policy): string => limiterScope(p.routes[1]!, p.routes[1]!.limits!);
+    const plain = valid(parsePolicy(two(10, false), 'p.yaml', {}));
+    expect(scope(withCost('5'))).toBe(scope(plain));
+    expect(scope(withCost('{ header: X-Cost, max: 10 }'))).toBe(scope(plain));
+  });
+
   it('the policy hash follows the effective content, not the text', () => {
     const a = parsePolicy(two(10, false), 'p.yaml', {});
     const b = parsePolicy(two(10, true), 'other.yaml', {});
@@ -517,6 +610,28 @@ describe('hostile policy files', () => {
     expect(tl).toBeLessThan(3_000);
   });
 
+  it('thousands of syntax errors are placed in linear time (an unclosed quote on every line)', () => {
+    const quotes = (n: number) => {
+      let text = MINIMAL;
+      for (let i = 0; i < n; i++) text += `k${i}: "a\n`;
+      return text;
+    };
+    const time = (text: string) => {
+      const t0 = performance.now();
+      const found = errors(parsePolicy(text, 'p.yaml', {}));
+      return { ms: performance.now() - t0, found };
+    };
+    time(quotes(2_000)); // warm up
+    const small = time(quotes(2_000));
+    const large = time(quotes(8_000));
+    expect(large.found[0]).toBe('p.yaml:8:5: Missing closing "quote');
+    expect(large.found[20]).toBe('p.yaml:28:6: … and 7980 more errors');
+    // Finding each error's opening quote with a walk of the whole document took 4 s for 2,000 lines,
+    // and grows with the square; one walk for all of them keeps the ratio near 4.
+    expect(large.ms / small.ms).toBeLessThan(10);
+    expect(large.ms).toBeLessThan(5_000);
+  });
+
   it('reports the first 20 errors, then how many more there are, each at its position', () => {
     const found = errors(parsePolicy(unknownKeys(500), 'p.yaml', {}));
     expect(found).toHaveLength(21);
@@ -526,6 +641,57 @@ describe('hostile policy files', () => {
     expect(found[19]).toMatch(/^p\.yaml:27:1: unknown key "x19" /);
     expect(found[20]).toBe('p.yaml:28:1: … and 480 more errors');
   });
+
+  it('caps errors of every stage together: the first 20 in file order, then a count of the rest', () => {
+    // Each route holds a reference error, a wrong value and an unset variable, in that order.
+    const routes = Array.from(
+      { length: 40 },
+      (_, i) =>
+        `  - { name: r${i}, match: { path: /r${i} }, upstream: nope, max_body: lots, limits: { hourly: "\${UNSET_${i}}" } }`,
+    );
+    const text = `upstreams:\n  backend: { url: http://127.0.0.1:8000 }\nroutes:\n${routes.join('\n')}\n`;
+    const found = errors(parsePolicy(text, 'p.yaml', {}));
+    const line = (i: number) => [
+      `p.yaml:${i + 4}:49: routes[${i}].upstream: unknown upstream "nope" (defined: backend)`,
+      `p.yaml:${i + 4}:65: routes[${i}].max_body: invalid size "lots"; use a number of bytes or a number with a unit: kb, mb or gb (e.g. 512kb, 200mb)`,
+      `p.yaml:${i + 4}:89: environment variable UNSET_${i} is not set (give a default with \${UNSET_${i}:-default})`,
+    ];
+    expect(found).toEqual([
+      ...[0, 1, 2, 3, 4, 5].flatMap(line),
+      ...line(6).slice(0, 2),
+      'p.yaml:10:89: … and 100 more errors',
+    ]);
+  });
+
+  it('a 1 MiB policy of tiny errors of every stage loads in linear time, its list capped', () => {
+    // Wrong values and unset variables in a list, 1000 routes to an unknown upstream, then unknown
+    // keys up to the cap: about 120,000 errors.
+    let text = 'client_ip:\n  trusted_proxies:\n';
+    for (let i = 0; i < 6; i++) text += i % 2 ? `    - \${V${i}}\n` : '    - 7\n';
+    text += 'upstreams:\n  backend: { url: http://127.0.0.1:8000 }\nroutes:\n';
+    for (let i = 0; i < 1000; i++) text += `  - { name: r${i}, match: { path: /r${i} }, upstream: x }\n`;
+    let keys = 0;
+    for (;;) {
+      const key = `k${keys.toString(36)}: 1\n`;
+      if (text.length + key.length > 1024 * 1024) break;
+      text += key;
+      keys++;
+    }
+    const t0 = performance.now();
+    const found = errors(parsePolicy(text, 'p.yaml', {}));
+    const ms = performance.now() - t0;
+    expect(found).toHaveLength(21);
+    expect(found[0]).toMatch(
+      /^p\.yaml:3:7: client_ip\.trusted_proxies\[0\]: expected an IP or a CIDR block /,
+    );
+    expect(found[1]).toBe(
+      `p.yaml:4:7: environment variable V1 is not set (give a default with \${V1:-default})`,
+    );
+    expect(found[6]).toBe('p.yaml:12:49: routes[0].upstream: unknown upstream "x" (defined: backend)');
+    expect(found[20]).toBe(`p.yaml:26:51: … and ${6 + 1000 + keys - 20} more errors`);
+    // About 1-2 s alone, 3-7 s on a loaded two-core machine; a quadratic step would take minutes.
+    expect(ms).toBeLessThan(30_000);
+  }, 60_000);
 
   it('refuses a file over 1 MiB before parsing it, and a file that is no regular file', async () => {
     const big = `${MINIMAL}# ${'x'.repeat(1024 * 1024)}\n`;

@@ -146,6 +146,17 @@ allowlist:
     ]);
   });
 
+  it("checks the route's cost against every plan's windows", () => {
+    expect(
+      errors(policy('hourly: 10\ncost: 5\nplans: { by: header:X-Plan, values: { tiny: { hourly: 4 } } }')),
+    ).toEqual([
+      "p.yaml:10:13: routes[0].limits.cost: cost 5 is more than hourly's limit of 4 (plan tiny); a request that costs more than a window's limit could never be admitted",
+    ]);
+    expect(
+      errors(policy('hourly: 10\ncost: 5\nplans: { by: header:X-Plan, values: { big: { hourly: 40 } } }')),
+    ).toEqual([]);
+  });
+
   it('bounds the number of plans', () => {
     const values = Array.from({ length: 1_001 }, (_, i) => `p${i}: { hourly: 2 }`).join(', ');
     expect(errors(policy(`hourly: 1\nplans: { by: header:X-Plan, values: { ${values} } }`))).toEqual([

@@ -96,8 +96,10 @@ describe('RateLimiter keys', () => {
     const hit = vi.spyOn(store, 'hit');
     const reset = vi.spyOn(store, 'reset');
     await l.check('raw-id');
+    await l.check('raw-id', 7);
     await l.reset('raw-id');
-    expect(hit).toHaveBeenCalledWith(l.keyFor('raw-id'), l.windows, 'sliding-log');
+    expect(hit).toHaveBeenNthCalledWith(1, l.keyFor('raw-id'), l.windows, 'sliding-log', 1);
+    expect(hit).toHaveBeenNthCalledWith(2, l.keyFor('raw-id'), l.windows, 'sliding-log', 7);
     expect(reset).toHaveBeenCalledWith(l.keyFor('raw-id'));
   });
 });
