@@ -130,7 +130,7 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
   }
   const result = validatePolicyData(data);
   if (!result.success) {
-    const locator = new Locator(doc, expansion.expanded);
+    const locator = new Locator(doc, expansion.expanded, text);
     return report(locator.hideValues(result.error.issues.flatMap((issue) => locator.locate(issue))));
   }
 
@@ -285,6 +285,7 @@ class Locator {
   constructor(
     private readonly doc: Document,
     private readonly expanded: ReadonlyMap<Node, Expanded>,
+    private readonly source: string | null = null,
   ) {}
 
   locate(issue: z.core.$ZodIssue): Problem[] {
@@ -298,9 +299,13 @@ class Locator {
         message: `${prefix}unknown key ${quote(k)} (${issue.message})`,
       }));
     }
-    // A bad record key (an upstream name) is the key's fault, not its value's.
-    const pointAtKey = !found || issue.code === 'invalid_key' || isEmpty(node);
-    const offset = (pointAtKey ? (start(keyNode) ?? start(node)) : start(node)) ?? 0;
+    // A bad record key (an upstream name, a header name: params.key) is the key's fault, not its value's.
+    const params = issue.code === 'custom' ? issue.params : undefined;
+    const pointAtKey = !found || issue.code === 'invalid_key' || params?.key === true || isEmpty(node);
+    let offset = (pointAtKey ? (start(keyNode) ?? start(node)) : start(node)) ?? 0;
+    // An issue about one token inside a text (a template's placeholder) points at the token itself.
+    if (found && !pointAtKey && typeof params?.token === 'string')
+      offset = this.tokenAt(node, params.token, offset);
     // A missing key is reported on its parent, whose path is the prefix.
     const missing = !found && issue.code === 'invalid_type';
     const label = missing ? pathText(issue.path.slice(0, -1)) : where;
@@ -332,6 +337,14 @@ class Locator {
       for (const [form, placeholder] of quoted) message = message.replaceAll(form, placeholder);
       return message === p.message ? p : { ...p, message };
     });
+  }
+
+  /** Where `token` first appears in the source of `node`, or `fallback`. */
+  private tokenAt(node: unknown, token: string, fallback: number): number {
+    const range = (node as Node | null)?.range;
+    if (!range || this.source === null) return fallback;
+    const at = this.source.slice(range[0], range[1]).indexOf(token);
+    return at === -1 ? fallback : range[0] + at;
   }
 
   /** Walks `path` from the document root; stops at the deepest node that exists. */

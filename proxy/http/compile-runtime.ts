@@ -6,8 +6,9 @@ import type { BreakerSource } from '../../core/breaker/registry.js';
 import type { Policy, Route, RouteLimits, Upstream } from '../config/schema.js';
 import { sectionHash } from '../config/section-hash.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
-import { rateLimitPolicy } from '../ratelimit/headers.js';
+import { limitHeaderWriter, rateLimitPolicy } from '../ratelimit/headers.js';
 import { RateLimiter } from '../ratelimit/limiter.js';
+import { compileRejection } from '../ratelimit/rejection-template.js';
 import type { RateLimitStore } from '../ratelimit/store.js';
 import { canonicalIp, compileTrustedProxies } from './client-ip.js';
 import { headerIdentity, ipIdentity } from './identity.js';
@@ -28,10 +29,12 @@ export function poolHash(u: Upstream): string {
 /**
  * The scope of a route's limiter keys. It carries a hash of the limits: an unchanged route keeps its
  * counters across a reload, a changed one starts afresh instead of misreading state kept for other
- * windows.
+ * windows. How the route answers (its client headers and rejection) counts nothing, so changing it
+ * keeps the counters.
  */
 export function limiterScope(route: Route, limits: RouteLimits): string {
-  return `${route.name}:${sectionHash(limits).slice(0, 8)}`;
+  const { clientHeaders: _headers, rejection: _rejection, ...counting } = limits;
+  return `${route.name}:${sectionHash(counting).slice(0, 8)}`;
 }
 
 function newPool(u: Upstream): Pool {
@@ -120,7 +123,10 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
             : (id: string) => ipIdentity(canonicalIp(id), p.clientIp.ipv6Prefix),
         shadow: limits.shadow,
         policyHeader: rateLimitPolicy(limits.windows),
+        headersOf: limitHeaderWriter(rateLimitPolicy(limits.windows), limits.clientHeaders),
+        rejection: compileRejection(limits.rejection, r.name),
       },
+      singletons: limits?.key.type === 'header' ? [limits.key.name] : [],
     };
     routes.set(r.name, rt);
     return { match: r.match, rt };
@@ -129,7 +135,8 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
   const runtime: Runtime = {
     version: i.version,
     loadedAt: i.loadedAt,
-    match: (method, path) => router.match(method, path)?.rt,
+    match: (method, path, host, headers) => router.match(method, path, host, headers)?.rt,
+    conditionHeaders: router.conditionHeaders.size > 0 ? router.conditionHeaders : null,
     routes,
     upstreams,
     clientIp: compileTrustedProxies(p.clientIp.trustedProxies.map((c) => c.cidr)),

@@ -4,8 +4,10 @@
 // take that for an upstream failure):
 // - a second Host, Content-Length, Content-Type or Authorization: upstreams disagree on which copy
 //   wins, and undici refuses to send two Hosts;
-// - a second copy of the header a route's limits are keyed by: counted under "a, b" while the
-//   upstream reads "a", it would be a fresh quota;
+// - a second copy of a header the route reads as one value (the header its limits are keyed by:
+//   counted under "a, b" while the upstream reads "a", it would be a fresh quota);
+// - before routing, a second copy of a header some route's conditions compare (duplicateHeader):
+//   which route a request takes must not depend on which copy is read;
 // - more than `maxHeaders` headers: a Node upstream keeps only the first ~1,000 lines, so padding
 //   would push out the headers the proxy adds (X-Forwarded-For, X-Request-Id).
 // Dropped on the way: hop-by-hop headers and those the Connection header names (never Host or
@@ -75,13 +77,34 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 }
 
 /**
+ * The first header of `names` (lower-case) that `req` carries more than once, as the client spelled
+ * it, or null. Run before routing when routes compare headers: a duplicate is the client's fault.
+ */
+export function duplicateHeader(
+  req: IncomingMessage,
+  names: ReadonlySet<string>,
+): (CheckedHeaders & { ok: false }) | null {
+  const raw = req.rawHeaders;
+  let seen: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!names.has(name)) continue;
+    seen ??= new Set();
+    if (seen.has(name)) return duplicate(raw[i]!);
+    seen.add(name);
+  }
+  return null;
+}
+
+/**
  * The headers to send upstream as a flat [name, value, …] list (cheaper for undici than an object),
- * or why the request must be refused. `keyHeader` is the lower-cased header the route's limits are
- * keyed by, if any; `skipHost` drops the client's Host (an absolute-form target supplies it).
+ * or why the request must be refused. `singletons` are the lower-cased headers the route reads as one
+ * value (compiled with the route; empty for most), each of which may appear once; `skipHost` drops the
+ * client's Host (an absolute-form target supplies it).
  */
 export function checkRequestHeaders(
   req: IncomingMessage,
-  keyHeader: string | null,
+  singletons: readonly string[],
   skipHost: boolean,
   rules: HeaderRules,
 ): CheckedHeaders {
@@ -91,7 +114,8 @@ export function checkRequestHeaders(
   }
   const extra = connectionTokens(req.headers.connection);
   let seen = 0;
-  let keySeen = false;
+  // Bit i: singletons[i] seen (a route reads a handful at most).
+  let routeSeen = 0;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
@@ -100,9 +124,12 @@ export function checkRequestHeaders(
       if ((seen & bit) !== 0) return duplicate(raw[i]!);
       seen |= bit;
     }
-    if (name === keyHeader) {
-      if (keySeen) return duplicate(raw[i]!);
-      keySeen = true;
+    if (singletons.length > 0) {
+      const k = singletons.indexOf(name);
+      if (k !== -1) {
+        if ((routeSeen & (1 << k)) !== 0) return duplicate(raw[i]!);
+        routeSeen |= 1 << k;
+      }
     }
     if (HOP_BY_HOP.has(name) || OWN.has(name) || extra?.has(name)) continue;
     if (!rules.underscores && name.includes('_')) continue;
@@ -117,6 +144,6 @@ export function checkRequestHeaders(
   return { ok: true, headers: out };
 }
 
-function duplicate(name: string): CheckedHeaders {
+function duplicate(name: string): CheckedHeaders & { ok: false } {
   return { ok: false, code: 'bad_request', detail: `more than one ${name} header` };
 }

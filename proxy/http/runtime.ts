@@ -3,9 +3,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Breaker } from '../../core/breaker/circuit-breaker.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
+import type { RejectionAnswer } from '../ratelimit/rejection-template.js';
+import type { Decision } from '../ratelimit/store.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
 import { headerIdentity } from './identity.js';
+import type { RequestHeaders } from './router.js';
 
 export interface UpstreamRuntime {
   readonly name: string;
@@ -24,6 +27,10 @@ export interface RouteLimits {
   readonly adminKey: (id: string) => string;
   readonly shadow: boolean;
   readonly policyHeader: string;
+  /** The rate limit headers answers carry (the route's client_headers); null: none. */
+  readonly headersOf: ((decision: Decision) => Record<string, string>) | null;
+  /** The answer to a request over the limits (the route's rejection), compiled. */
+  readonly rejection: RejectionAnswer;
 }
 
 export interface RouteRuntime {
@@ -32,12 +39,22 @@ export interface RouteRuntime {
   readonly upstream: UpstreamRuntime;
   readonly maxBody: number;
   readonly limits: RouteLimits | null;
+  /** Lower-cased headers the route reads as one value (its limits' key header): each may appear once. */
+  readonly singletons: readonly string[];
 }
 
 export interface Runtime {
   readonly version: number;
   readonly loadedAt: Date;
-  readonly match: (method: string, path: string) => RouteRuntime | undefined;
+  /** The route a request takes (router.ts): `host` is the authority the proxy forwards, '' for none. */
+  readonly match: (
+    method: string,
+    path: string,
+    host: string,
+    headers: RequestHeaders,
+  ) => RouteRuntime | undefined;
+  /** Headers some route's conditions compare, refused when repeated (before routing); null for none. */
+  readonly conditionHeaders: ReadonlySet<string> | null;
   readonly routes: ReadonlyMap<string, RouteRuntime>;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
   readonly clientIp: ClientIpResolver;

@@ -2,7 +2,11 @@
 // proxy-owned headers dropped, the admin cookie stripped.
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { checkRequestHeaders, type HeaderRules } from '../../../proxy/http/request-headers.js';
+import {
+  checkRequestHeaders,
+  duplicateHeader,
+  type HeaderRules,
+} from '../../../proxy/http/request-headers.js';
 
 const RULES: HeaderRules = { maxHeaders: 100, underscores: false };
 
@@ -15,8 +19,8 @@ function req(...raw: string[]): IncomingMessage {
   return { rawHeaders: raw, headers } as unknown as IncomingMessage;
 }
 
-function forwarded(r: IncomingMessage, keyHeader: string | null = null, skipHost = false, rules = RULES) {
-  const out = checkRequestHeaders(r, keyHeader, skipHost, rules);
+function forwarded(r: IncomingMessage, singletons: string[] = [], skipHost = false, rules = RULES) {
+  const out = checkRequestHeaders(r, singletons, skipHost, rules);
   if (!out.ok) throw new Error(`refused: ${out.detail}`);
   return out.headers;
 }
@@ -36,7 +40,7 @@ describe('checkRequestHeaders', () => {
   it.each(['Host', 'Content-Length', 'Content-Type', 'Authorization'])('refuses a second %s', (name) => {
     const out = checkRequestHeaders(
       req(name, '1', 'X-Other', 'x', name.toLowerCase(), '2'),
-      null,
+      [],
       false,
       RULES,
     );
@@ -45,12 +49,12 @@ describe('checkRequestHeaders', () => {
 
   it('refuses a second copy of the key header but forwards both copies of another', () => {
     const twoKeys = req('X-Api-Key', 'a', 'x-api-key', 'b');
-    expect(checkRequestHeaders(twoKeys, 'x-api-key', false, RULES)).toMatchObject({
+    expect(checkRequestHeaders(twoKeys, ['x-api-key'], false, RULES)).toMatchObject({
       ok: false,
       code: 'bad_request',
     });
-    expect(forwarded(twoKeys, null)).toEqual(['X-Api-Key', 'a', 'x-api-key', 'b']);
-    expect(forwarded(req('Accept', 'a', 'Accept', 'b', 'X-Api-Key', 'k'), 'x-api-key')).toEqual([
+    expect(forwarded(twoKeys, [])).toEqual(['X-Api-Key', 'a', 'x-api-key', 'b']);
+    expect(forwarded(req('Accept', 'a', 'Accept', 'b', 'X-Api-Key', 'k'), ['x-api-key'])).toEqual([
       'Accept',
       'a',
       'Accept',
@@ -60,10 +64,37 @@ describe('checkRequestHeaders', () => {
     ]);
   });
 
+  it("refuses a second copy of any of the route's singleton headers, whatever the case", () => {
+    const singletons = ['x-api-key', 'x-cost'];
+    expect(
+      checkRequestHeaders(req('X-Cost', '1', 'x-api-key', 'k', 'x-COST', '2'), singletons, false, RULES),
+    ).toEqual({
+      ok: false,
+      code: 'bad_request',
+      detail: 'more than one x-COST header',
+    });
+    expect(forwarded(req('X-Cost', '1', 'X-Api-Key', 'k'), singletons)).toHaveLength(4);
+  });
+
+  it('duplicateHeader names the first header of the set a request repeats, and nothing else', () => {
+    const names = new Set(['x-tenant', 'host']);
+    expect(duplicateHeader(req('Host', 'a', 'X-Tenant', 'acme', 'x-tenant', 'acme'), names)).toEqual({
+      ok: false,
+      code: 'bad_request',
+      detail: 'more than one x-tenant header',
+    });
+    expect(duplicateHeader(req('Host', 'a', 'HOST', 'b'), names)).toMatchObject({
+      detail: 'more than one HOST header',
+    });
+    expect(
+      duplicateHeader(req('Host', 'a', 'X-Tenant', 'acme', 'Accept', '1', 'Accept', '2'), names),
+    ).toBeNull();
+  });
+
   it('refuses more than maxHeaders lines', () => {
     const rules = { maxHeaders: 2, underscores: false };
-    expect(forwarded(req('A', '1', 'B', '2'), null, false, rules)).toHaveLength(4);
-    expect(checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), null, false, rules)).toMatchObject({
+    expect(forwarded(req('A', '1', 'B', '2'), [], false, rules)).toHaveLength(4);
+    expect(checkRequestHeaders(req('A', '1', 'B', '2', 'C', '3'), [], false, rules)).toMatchObject({
       ok: false,
       code: 'headers_too_large',
     });
@@ -122,7 +153,7 @@ describe('checkRequestHeaders', () => {
   it('drops names with an underscore unless underscores are allowed', () => {
     const r = req('X_API_KEY', 'k', 'X-Kept', '1');
     expect(forwarded(r)).toEqual(['X-Kept', '1']);
-    expect(forwarded(r, null, false, { maxHeaders: 100, underscores: true })).toEqual([
+    expect(forwarded(r, [], false, { maxHeaders: 100, underscores: true })).toEqual([
       'X_API_KEY',
       'k',
       'X-Kept',
@@ -131,7 +162,7 @@ describe('checkRequestHeaders', () => {
   });
 
   it('drops Host when skipHost is set', () => {
-    expect(forwarded(req('Host', 'a', 'X-Kept', '1'), null, true)).toEqual(['X-Kept', '1']);
+    expect(forwarded(req('Host', 'a', 'X-Kept', '1'), [], true)).toEqual(['X-Kept', '1']);
   });
 
   it('strips the admin session cookie and keeps the others', () => {
