@@ -11,9 +11,11 @@
 //   upstream timeouts: connect 2s, response 60s, idle 30s
 //   upstream breaker: failure_threshold 5, success_threshold 2, timeout 60s, half_open_max_calls 3,
 //     failure_statuses [502, 503, 504], failure_rate off (when given: window 60s, minimum_calls 20)
-//   route: methods any, max_body unlimited (bodies stream, so the proxy holds none in memory; a cap is the
-//     service's choice, not a resource the proxy needs), limits none (forwarded unlimited)
-//   limits: key ip, algorithm sliding-log, shadow false
+//   route: methods any, host any, headers any, max_body unlimited (bodies stream, so the proxy holds none
+//     in memory; a cap is the service's choice, not a resource the proxy needs), limits none (forwarded
+//     unlimited)
+//   limits: key ip, algorithm sliding-log, shadow false, client_headers both, rejection status 429 with
+//     the default body and no extra headers
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
