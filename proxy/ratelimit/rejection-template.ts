@@ -90,14 +90,14 @@ export function compileRejection(settings: RejectionSettings, route: string): Re
       names.length === 0
         ? () => null
         : dynamic
-          ? (r) => {
-              const out: Record<string, string> = {};
-              for (let i = 0; i < names.length; i++) {
-                const v = values[i]!;
-                out[names[i]!.toLowerCase()] = typeof v === 'string' ? v : render(v, r);
-              }
-              return out;
-            }
+          ? (r) =>
+              // fromEntries defines each name as its own property, whatever the name ('__proto__' is a token).
+              Object.fromEntries(
+                names.map((n, i) => {
+                  const v = values[i]!;
+                  return [n.toLowerCase(), typeof v === 'string' ? v : render(v, r)];
+                }),
+              )
           : () => fixed,
   };
 }
