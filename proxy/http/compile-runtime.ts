@@ -6,8 +6,9 @@ import type { BreakerSource } from '../../core/breaker/registry.js';
 import type { Policy, Route, RouteLimits, Upstream } from '../config/schema.js';
 import { sectionHash } from '../config/section-hash.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
-import { rateLimitPolicy } from '../ratelimit/headers.js';
+import { limitHeaderWriter, rateLimitPolicy } from '../ratelimit/headers.js';
 import { RateLimiter } from '../ratelimit/limiter.js';
+import { compileRejection } from '../ratelimit/rejection-template.js';
 import type { RateLimitStore } from '../ratelimit/store.js';
 import { canonicalIp, compileTrustedProxies } from './client-ip.js';
 import { headerIdentity, ipIdentity } from './identity.js';
@@ -30,10 +31,12 @@ export function poolHash(u: Upstream): string {
 /**
  * The scope of a route's limiter keys. It carries a hash of the limits: an unchanged route keeps its
  * counters across a reload, a changed one starts afresh instead of misreading state kept for other
- * windows. The cost is left out: it changes what a request adds, not what a counter means.
+ * windows. Neither the cost (what a request adds) nor how the route answers (its client headers and
+ * rejection) changes what a counter means, so changing them keeps the counters.
  */
 export function limiterScope(route: Route, limits: RouteLimits): string {
-  return `${route.name}:${sectionHash({ ...limits, cost: undefined }).slice(0, 8)}`;
+  const { clientHeaders: _headers, rejection: _rejection, cost: _cost, ...counting } = limits;
+  return `${route.name}:${sectionHash(counting).slice(0, 8)}`;
 }
 
 function newPool(u: Upstream): Pool {
@@ -126,6 +129,8 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
         shadow: limits.shadow,
         policyHeader: rateLimitPolicy(limits.windows),
         cost: cost!,
+        headersOf: limitHeaderWriter(rateLimitPolicy(limits.windows), limits.clientHeaders),
+        rejection: compileRejection(limits.rejection, r.name),
       },
     };
     routes.set(r.name, rt);
@@ -135,7 +140,8 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
   const runtime: Runtime = {
     version: i.version,
     loadedAt: i.loadedAt,
-    match: (method, path) => router.match(method, path)?.rt,
+    match: (method, path, host, headers) => router.match(method, path, host, headers)?.rt,
+    conditionHeaders: router.conditionHeaders.size > 0 ? router.conditionHeaders : null,
     routes,
     upstreams,
     clientIp: compileTrustedProxies(p.clientIp.trustedProxies.map((c) => c.cidr)),

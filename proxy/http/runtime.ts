@@ -3,11 +3,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { Breaker } from '../../core/breaker/circuit-breaker.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
+import type { RejectionAnswer } from '../ratelimit/rejection-template.js';
+import type { Decision } from '../ratelimit/store.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
 import { headerIdentity } from './identity.js';
 import type { RequestCost } from './request-cost.js';
 import type { SingletonHeaders } from './request-headers.js';
+import type { RequestHeaders } from './router.js';
 
 export interface UpstreamRuntime {
   readonly name: string;
@@ -26,6 +29,10 @@ export interface RouteLimits {
   readonly policyHeader: string;
   /** What a request counts in the windows (limits.cost). */
   readonly cost: RequestCost;
+  /** The rate limit headers answers carry (the route's client_headers); null: none. */
+  readonly headersOf: ((decision: Decision) => Record<string, string>) | null;
+  /** The answer to a request over the limits (the route's rejection), compiled. */
+  readonly rejection: RejectionAnswer;
 }
 
 export interface RouteRuntime {
@@ -41,7 +48,15 @@ export interface RouteRuntime {
 export interface Runtime {
   readonly version: number;
   readonly loadedAt: Date;
-  readonly match: (method: string, path: string) => RouteRuntime | undefined;
+  /** The route a request takes (router.ts): `host` is the authority the proxy forwards, '' for none. */
+  readonly match: (
+    method: string,
+    path: string,
+    host: string,
+    headers: RequestHeaders,
+  ) => RouteRuntime | undefined;
+  /** Headers some route's conditions compare, refused when repeated (before routing); null for none. */
+  readonly conditionHeaders: ReadonlySet<string> | null;
   readonly routes: ReadonlyMap<string, RouteRuntime>;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
   readonly clientIp: ClientIpResolver;

@@ -84,6 +84,8 @@ describe('example policies', () => {
       algorithm: 'sliding-log',
       shadow: false,
       cost: { type: 'fixed', units: 1 },
+      clientHeaders: 'both',
+      rejection: { status: 429, body: null, headers: {} },
     });
     expect(byName.reports!.limits!.shadow).toBe(true);
     expect(byName.uploads!.limits!.algorithm).toBe('sliding-counter');
@@ -134,7 +136,7 @@ describe('defaults', () => {
       routes: [
         {
           name: 'api',
-          match: { pattern: '/api/*', path: '/api/', prefix: true, methods: null },
+          match: { pattern: '/api/*', path: '/api/', prefix: true, methods: null, host: null, headers: null },
           upstream: 'backend',
           maxBodyBytes: null,
           limits: null,
@@ -151,6 +153,8 @@ describe('defaults', () => {
       algorithm: 'sliding-log',
       shadow: false,
       cost: { type: 'fixed', units: 1 },
+      clientHeaders: 'both',
+      rejection: { status: 429, body: null, headers: {} },
     });
   });
 
@@ -279,6 +283,8 @@ routes:
       path: '/upload',
       prefix: false,
       methods: ['POST', 'PUT'],
+      host: null,
+      headers: null,
     });
     expect(r1!.maxBodyBytes).toBe(512 * 1024);
     expect(r1!.limits!.key).toEqual({ type: 'header', name: 'x-api-key' });
@@ -442,7 +448,7 @@ describe('error positions', () => {
     const text = `upstreams:\n  backend:\n    url: http://x:1\n    retries: 3\nroutes:\n  - { name: a, upstream: backend, match: { path: /a, method: GET } }\n`;
     expect(errors(parsePolicy(text, 'f.yaml', {}))).toEqual([
       'f.yaml:4:5: upstreams.backend: unknown key "retries" (allowed: url, timeouts, breaker)',
-      'f.yaml:6:54: routes[0].match: unknown key "method" (allowed: path, methods)',
+      'f.yaml:6:54: routes[0].match: unknown key "method" (allowed: path, methods, host, headers)',
     ]);
   });
 
