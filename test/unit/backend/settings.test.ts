@@ -33,6 +33,7 @@ describe('backendSettingsFromEnv', () => {
       checkpointIntervalMs: 30_000,
       checkpointEverySegments: 5,
       jobLeaseMs: 30_000,
+      transcriptionWaitMs: 300_000,
     });
   });
 
@@ -70,6 +71,7 @@ describe('backendSettingsFromEnv', () => {
       checkpointIntervalMs: 1_500,
       checkpointEverySegments: null,
       jobLeaseMs: 2_000,
+      transcriptionWaitMs: 300_000,
     });
     expect(Object.isFrozen(s)).toBe(true);
   });
