@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import type { OpenAIErrorBody } from '../../../backend/api/openai-errors.js';
 import { isJobId } from '../../../backend/jobs/ids.js';
 import { modelName } from '../../../backend/main.js';
 import { projectRoot } from '../../../core/paths.js';
@@ -237,6 +238,10 @@ describe('errors the SDK parses', () => {
       expect(err.status, param).toBe(400);
       expect(err.error, param).toMatchObject({ type: 'invalid_request_error', param, code: 'bad_request' });
     }
+    // A prompt over the form's 1 KiB field limit.
+    const long = await failure({ file: createReadStream(wav), model: 'whisper-1', prompt: 'x'.repeat(1025) });
+    expect(long.status).toBe(400);
+    expect(long.error).toMatchObject({ code: 'bad_request', message: 'Field "prompt" is too long' });
   });
 
   it('400 without a file, 415 for a file that is not audio, 413 over MAX_UPLOAD', async () => {
@@ -263,6 +268,19 @@ describe('errors the SDK parses', () => {
     });
     expect(big.status).toBe(413);
     expect(big.error).toMatchObject({ code: 'payload_too_large', param: 'file' });
+  });
+
+  it('a model name with CR/LF is refused inside the JSON body, never echoed into a header', async () => {
+    const body = new FormData();
+    body.append('file', new Blob([await readFile(wav)], { type: 'audio/wav' }), 'a.wav');
+    body.append('model', 'whisper-1\r\nX-Evil: 1');
+    const res = await fetch(`${proxy.url}/v1/audio/transcriptions`, { method: 'POST', body });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('x-evil')).toBeNull();
+    expect(((await res.json()) as OpenAIErrorBody).error).toMatchObject({
+      code: 'model_not_found',
+      message: expect.stringContaining('"whisper-1\\r\\nX-Evil: 1"'),
+    });
   });
 
   it('422 for audio that does not decode, naming its job', async () => {
