@@ -49,8 +49,10 @@ export async function handleOpenAITranscription(
 
   const gone = new AbortController();
   const onClose = (): void => gone.abort();
-  // Before any answer, 'close' means the client went away.
+  // Before any answer, 'close' means the client went away; it may have gone already, during the
+  // store's round trips, and then there is no one to wait for.
   res.once('close', onClose);
+  if (res.destroyed) gone.abort();
   deps.metrics.waitingRequests.inc();
   let outcome: WaitOutcome;
   try {
