@@ -95,6 +95,8 @@ describe('backendSettingsFromEnv', () => {
     expect(refusal({ CHECKPOINT_INTERVAL: '1.5' }).message).toMatch(
       /^CHECKPOINT_INTERVAL: duration 1.5 needs a unit/,
     );
+    expect(refusal({ OPENAI_WAIT: '300' }).message).toMatch(/^OPENAI_WAIT: duration 300 needs a unit/);
+    expect(backendSettingsFromEnv({ OPENAI_WAIT: '90s' }).transcriptionWaitMs).toBe(90_000);
   });
 
   it('lists every refused variable, one a line', () => {
