@@ -329,21 +329,29 @@ describe('a client that goes away while it waits', () => {
   });
 });
 
-describe('the bounded wait, with a fake engine', () => {
+describe('the wait, with a fake engine', () => {
+  /** Backends whose jobs the test holds and releases: one that waits 300 ms, one that waits a minute. */
   let fake: TestBackend;
-  beforeAll(async () => {
+  let patient: TestBackend;
+  const fakeBackend = async (transcriptionWaitMs: number) => {
     const fakeDir = await mkdtemp(join(tmpdir(), 'fg-openai-fake-'));
     await writeFile(join(fakeDir, 'ggml-fake.bin'), 'not a model');
-    fake = await startTestBackend({
+    return startTestBackend({
       dataDir: fakeDir,
       whisperModel: join(fakeDir, 'ggml-fake.bin'),
-      transcriptionWaitMs: 300,
+      transcriptionWaitMs,
     });
+  };
+  beforeAll(async () => {
+    fake = await fakeBackend(300);
+    patient = await fakeBackend(60_000);
   });
   afterAll(async () => {
-    await fake.dispose();
-    await deletePrefix(redis, fake.prefix);
-    await rm(fake.dataDir, { recursive: true, force: true });
+    for (const b of [fake, patient]) {
+      await b.dispose();
+      await deletePrefix(redis, b.prefix);
+      await rm(b.dataDir, { recursive: true, force: true });
+    }
   });
 
   it('408 with the job id when the job outlasts OPENAI_WAIT; the same key then gets the transcript', async () => {
@@ -379,6 +387,13 @@ describe('the bounded wait, with a fake engine', () => {
     expect(keyed!.headers.get('x-should-retry')).toBe('true');
     const keyedId = keyed!.headers.get('x-job-id')!;
     fake.transcriber.release(0);
+    // Once the job has ended, the same request answers at once, whatever OPENAI_WAIT is.
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${fake.url}/status/${keyedId}`)).json()) as { state: string }).state ===
+        'completed',
+      { timeoutMs: 30_000, what: `job ${keyedId} to complete` },
+    );
     const again = await direct.audio.transcriptions
       .create({ file: await file(), model: 'whisper-1' }, { headers: { 'Idempotency-Key': 'k1' } })
       .withResponse();
@@ -391,14 +406,35 @@ describe('the bounded wait, with a fake engine', () => {
     });
   });
 
+  it('two requests with one key wait for one job, and both get its transcript', async () => {
+    const direct = new OpenAI({ baseURL: `${patient.url}/v1`, apiKey: 'x', maxRetries: 0 });
+    const held = patient.transcriber.hold(30);
+    const send = async () =>
+      direct.audio.transcriptions
+        .create(
+          {
+            file: await OpenAI.toFile(Buffer.from('45'), 'a.wav', { type: 'audio/wav' }),
+            model: 'whisper-1',
+          },
+          { headers: { 'Idempotency-Key': 'twice' }, timeout: 30_000 },
+        )
+        .withResponse();
+    const gauge = patient.metrics.registry.getSingleMetric('transcription_requests_waiting')!;
+    const waitingNow = async () => (await gauge.get()).values[0]?.value ?? 0;
+    const first = send();
+    await held;
+    const second = send();
+    await waitFor(async () => (await waitingNow()) === 2, { what: 'both requests to wait' });
+    patient.transcriber.release(30);
+    const [a, b] = await Promise.all([first, second]);
+    expect(b.response.headers.get('x-job-id')).toBe(a.response.headers.get('x-job-id'));
+    expect(a.data.text).toBe('words at 0 more at 15 words at 30 more at 37.5');
+    expect(b.data).toEqual(a.data);
+    expect(await waitingNow()).toBe(0);
+  });
+
   it('503 with the job id when the backend shuts down mid-wait', async () => {
-    const fakeDir = await mkdtemp(join(tmpdir(), 'fg-openai-stop-'));
-    await writeFile(join(fakeDir, 'ggml-fake.bin'), 'not a model');
-    const stopping = await startTestBackend({
-      dataDir: fakeDir,
-      whisperModel: join(fakeDir, 'ggml-fake.bin'),
-      transcriptionWaitMs: 60_000,
-    });
+    const stopping = await fakeBackend(60_000);
     try {
       const held = stopping.transcriber.hold(0);
       const direct = new OpenAI({ baseURL: `${stopping.url}/v1`, apiKey: 'x', maxRetries: 0 });
@@ -425,7 +461,7 @@ describe('the bounded wait, with a fake engine', () => {
     } finally {
       await stopping.dispose();
       await deletePrefix(redis, stopping.prefix);
-      await rm(fakeDir, { recursive: true, force: true });
+      await rm(stopping.dataDir, { recursive: true, force: true });
     }
   });
 });
