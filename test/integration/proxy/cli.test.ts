@@ -35,12 +35,15 @@ describe('floodgate validate', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
-    expect(lines).toContain('config/proxy.yaml: ok, 4 routes, 1 upstream');
+    expect(lines).toContain('config/proxy.yaml: ok, 6 routes, 2 upstreams');
     expect(lines).toContain('config/api-keys.yaml: ok, 5 routes, 1 upstream');
     expect(r.stdout).toMatch(
       /^ {4}transcribe +POST +\/transcribe +-> transcriber +per ip: hourly 100\/1h, daily 1000\/1d, burst 10\/1m, max_body 200mb$/m,
     );
     expect(r.stdout).toMatch(/^ {4}transcriber +http:\/\/127\.0\.0\.1:8000 +breaker 5 failures -> open 1m$/m);
+    expect(r.stdout).toMatch(
+      /^ {4}openai-transcriptions +POST +\/v1\/audio\/transcriptions +-> transcriber-openai +per ip: hourly 100\/1h, daily 1000\/1d, burst 10\/1m, max_body 200mb$/m,
+    );
     expect(r.stdout).toMatch(/^ {4}health +GET +\/healthz +-> api +unlimited$/m);
     expect(r.stdout).toMatch(
       /^ {4}reports .*per header x-api-key: hourly 100\/1h, daily 500\/1d \(shadow\)$/m,

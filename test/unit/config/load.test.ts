@@ -51,7 +51,14 @@ describe('example policies', () => {
       maxKeys: 100_000,
       refusalCache: false,
     });
-    expect(policy.routes.map((r) => r.name)).toEqual(['transcribe', 'status', 'result', 'jobs']);
+    expect(policy.routes.map((r) => r.name)).toEqual([
+      'transcribe',
+      'status',
+      'result',
+      'jobs',
+      'openai-transcriptions',
+      'openai-models',
+    ]);
     expect(policy.routes[0]!.limits!.windows).toEqual([
       { name: 'hourly', limit: 100, windowMs: 3_600_000 },
       { name: 'daily', limit: 1000, windowMs: 86_400_000 },
