@@ -14,6 +14,10 @@ export type ApiErrorCode =
   | 'not_ready'
   | 'job_failed'
   | 'idempotency_mismatch'
+  | 'model_not_found'
+  | 'wait_timeout'
+  | 'job_cancelled'
+  | 'engine_failed'
   | 'unavailable'
   | 'internal';
 
@@ -29,6 +33,11 @@ const STATUS: Record<ApiErrorCode, number> = {
   not_ready: 409,
   job_failed: 422,
   idempotency_mismatch: 422,
+  model_not_found: 400,
+  // Not a 5xx: a long job is not a failing backend, and a proxy's breaker must not count it.
+  wait_timeout: 408,
+  job_cancelled: 409,
+  engine_failed: 500,
   unavailable: 503,
   internal: 500,
 };

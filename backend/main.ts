@@ -1,13 +1,15 @@
 // The backend's composition root: builds Redis clients, the job store, checkpoints, the queue,
 // the engine behind its breaker, metrics and the logger; starts the API and/or a worker; and
 // drains on shutdown. `floodgate backend` calls runBackendCli; tests call startBackend.
+import { stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { basename } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { createLogger } from '../core/logger.js';
 import { redactUrl } from '../core/redact-url.js';
-import type { Readiness } from './api/deps.js';
+import type { EngineInfo, Readiness } from './api/deps.js';
 import { createApiServer } from './api/server.js';
 import type { AudioTools } from './jobs/audio-tools.js';
 import { publishCancel, subscribeCancels } from './jobs/cancel-bus.js';
@@ -16,6 +18,7 @@ import { createEngineBreaker, guardTranscriber, type Transcriber } from './jobs/
 import { createJobHandler } from './jobs/job-handler.js';
 import { type JobNotice, JobStore } from './jobs/job-store.js';
 import type { EnginePart, EngineProblem } from './jobs/media-adapters.js';
+import { JobWaiter } from './jobs/job-waiter.js';
 import { JobRunner } from './jobs/pipeline.js';
 import { JobWorker, TranscriptionQueue } from './jobs/queue.js';
 import { BackendMetrics } from './metrics.js';
@@ -77,6 +80,8 @@ export async function startBackend(
     stopping ??= (async () => {
       logger.info('backend shutting down');
       const deadline = Date.now() + DRAIN_MS;
+      // Requests waiting for a transcript answer now, with their job's id, instead of holding the drain.
+      api?.waiter.close();
       await Promise.all([api ? closeServer(api.server, deadline) : undefined, worker?.stop(deadline)]);
       await Promise.allSettled([queue.close(), worker?.release()]);
       redis.disconnect();
@@ -264,7 +269,7 @@ async function startWorkerRole(x: Shared): Promise<WorkerRole> {
 async function startApiRole(
   x: Shared,
   worker: WorkerRole | null,
-): Promise<{ server: ReturnType<typeof createApiServer>; port: number }> {
+): Promise<{ server: ReturnType<typeof createApiServer>; port: number; waiter: JobWaiter }> {
   const { settings, logger, redis } = x;
   const { role, redisUrl } = settings;
   const readiness = async (): Promise<Readiness> => {
@@ -292,6 +297,22 @@ async function startApiRole(
           if (problems.length === 0) return null;
           return { code: 'engine_not_ready', message: problems.map((p) => p.notice).join('; ') };
         };
+  const engine = async (): Promise<EngineInfo> => {
+    const name = modelName(settings.whisperModel);
+    // An API-only process does not run the engine: the workers hold the model, so it is not looked for here.
+    if (worker === null) return { model: { id: name, created: 0 }, notReady: null };
+    const { problems } = await worker.checkEngine();
+    const notReady = problems.length === 0 ? null : problems.map((p) => p.notice).join('; ');
+    const created = await stat(settings.whisperModel).then(
+      (s) => Math.floor(s.mtimeMs / 1000),
+      () => null,
+    );
+    return { model: created === null ? null : { id: name, created }, notReady };
+  };
+  const waiter = new JobWaiter({
+    store: x.store,
+    onError: (err) => logger.warn({ err }, 'could not read the status of awaited jobs; retrying'),
+  });
   const server = createApiServer({
     store: x.store,
     queue: x.queue,
@@ -303,6 +324,9 @@ async function startApiRole(
     logger,
     readiness,
     engineNotice,
+    engine,
+    waiter,
+    transcriptionWaitMs: settings.transcriptionWaitMs,
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -313,7 +337,16 @@ async function startApiRole(
   });
   const port = (server.address() as AddressInfo).port;
   logger.info({ port, host: settings.host, role }, 'backend listening');
-  return { server, port };
+  return { server, port, waiter };
+}
+
+/** The model's name as the OpenAI-style API lists it: its file name without `ggml-` and `.bin`. */
+export function modelName(modelPath: string): string {
+  return (
+    basename(modelPath)
+      .replace(/\.bin$/, '')
+      .replace(/^ggml-/, '') || 'whisper'
+  );
 }
 
 export interface BackendCliOptions extends BackendFlags {

@@ -1,6 +1,6 @@
 // The backend's Prometheus metrics (the README's "Metrics and logs"). One Registry per backend instance, since tests run
 // several in one process. Nothing here is labelled by job id: labels stay bounded.
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { BreakerMetrics } from '../core/breaker-metrics.js';
 
 export type JobOutcome = 'completed' | 'failed' | 'cancelled';
@@ -31,6 +31,12 @@ export class BackendMetrics {
     name: 'transcription_segment_duration_seconds',
     help: 'Time whisper took for one segment',
     buckets: SEGMENT_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly waitingRequests = new Gauge({
+    name: 'transcription_requests_waiting',
+    help: 'POST /v1/audio/transcriptions requests waiting for their job to end',
     registers: [this.registry],
   });
 

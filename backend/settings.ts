@@ -41,6 +41,11 @@ export const BACKEND_DEFAULTS = {
    */
   CHECKPOINT_EVERY_SEGMENTS: '1',
   JOB_LEASE: '30s',
+  /**
+   * How long POST /v1/audio/transcriptions waits for its job: under the OpenAI SDK's own 10-minute
+   * request timeout, so its client hears the job's id rather than its own timeout.
+   */
+  OPENAI_WAIT: '5m',
 } as const;
 
 /** Why the settings were refused: one line per variable, each naming it. */
@@ -102,6 +107,7 @@ const settingsSchema = z
     CHECKPOINT_INTERVAL: duration,
     CHECKPOINT_EVERY_SEGMENTS: wholeNumber,
     JOB_LEASE: duration,
+    OPENAI_WAIT: duration,
   })
   .transform((e) => {
     const dataDir = resolve(e.DATA_DIR);
@@ -129,6 +135,8 @@ const settingsSchema = z
       checkpointEverySegments: e.CHECKPOINT_EVERY_SEGMENTS > 0 ? e.CHECKPOINT_EVERY_SEGMENTS : null,
       /** A dead worker's job is taken again once its lease expires. */
       jobLeaseMs: e.JOB_LEASE,
+      /** Then POST /v1/audio/transcriptions answers 408 with the job's id; the job goes on. */
+      transcriptionWaitMs: e.OPENAI_WAIT,
     };
   });
 

@@ -1,10 +1,12 @@
 // The backend's HTTP API (the README's "The backend") on plain node:http: a route table, and one place that turns
-// errors into `{"error": …}` answers.
+// errors into `{"error": …}` answers (in OpenAI's shape under /v1/, where OpenAI's clients call).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ApiError, isApiError } from '../errors.js';
 import type { ApiDeps } from './deps.js';
 import { handleHealthz, handleMetrics, handleReadyz } from './health.js';
 import { handleDelete, handleResult, handleStatus } from './jobs.js';
+import { handleModel, handleModels, handleOpenAITranscription } from './openai.js';
+import { sendOpenAIError } from './openai-errors.js';
 import { discardRest, sendError } from './respond.js';
 import { handleTranscribe } from './transcribe.js';
 import { isClientAborted } from './upload.js';
@@ -28,6 +30,13 @@ export function createApiServer(deps: ApiDeps): Server {
     { path: '/status/', method: 'GET', handler: (_req, res, _url, id) => handleStatus(id, res, deps) },
     { path: '/result/', method: 'GET', handler: (_req, res, url, id) => handleResult(id, url, res, deps) },
     { path: '/jobs/', method: 'DELETE', handler: (req, res, _url, id) => handleDelete(id, req, res, deps) },
+    {
+      path: '/v1/audio/transcriptions',
+      method: 'POST',
+      handler: (req, res) => handleOpenAITranscription(req, res, deps),
+    },
+    { path: '/v1/models', method: 'GET', handler: (_req, res) => handleModels(res, deps) },
+    { path: '/v1/models/', method: 'GET', handler: (_req, res, _url, id) => handleModel(id, res, deps) },
     { path: '/healthz', method: 'GET', handler: (_req, res) => handleHealthz(res) },
     { path: '/readyz', method: 'GET', handler: (_req, res) => handleReadyz(res, deps) },
     { path: '/metrics', method: 'GET', handler: (_req, res) => handleMetrics(res, deps) },
@@ -71,7 +80,8 @@ export function createApiServer(deps: ApiDeps): Server {
       res.destroy();
       return;
     }
-    sendError(res, apiError);
+    if (speaksOpenAI(req)) sendOpenAIError(res, apiError);
+    else sendError(res, apiError);
     // Answered before the body ended: the client may still be sending. No `Connection: close`:
     // Node hangs up as soon as such an answer is written, and a client still sending would meet a
     // reset instead of it. The rest is read and dropped (bounded), and the connection lives on.
@@ -79,6 +89,15 @@ export function createApiServer(deps: ApiDeps): Server {
   }
 
   return server;
+}
+
+/** Paths under /v1/ are OpenAI's API, whose clients parse errors in OpenAI's shape. */
+function speaksOpenAI(req: IncomingMessage): boolean {
+  try {
+    return new URL(req.url ?? '/', 'http://backend.invalid').pathname.startsWith('/v1/');
+  } catch {
+    return false;
+  }
 }
 
 /** ioredis failing a command because Redis cannot be reached: a 503, not a bug. */

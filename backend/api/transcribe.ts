@@ -1,4 +1,5 @@
-// POST /transcribe: stream the upload to DATA_DIR, create the job, enqueue it, answer 202.
+// POST /transcribe: stream the upload to DATA_DIR, create the job, enqueue it, answer 202. The
+// OpenAI-style API makes its jobs here too (submitJob), so every job is made the same way.
 // An Idempotency-Key maps to the first job its client made with it, so a retried request (by a
 // proxy or a client whose connection dropped) never starts a second job; the same key with another
 // file or other options is refused with 422, never answered with a job for a different request.
@@ -16,25 +17,54 @@ import { receiveUpload } from './upload.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-interface JobOptions {
+/** What a job runs with, and what makes two requests with one Idempotency-Key the same. */
+export interface JobOptions {
   language: string | null;
   format: ResultFormat | null;
+  /** Whisper's prompt; only the OpenAI-style API sets it. */
+  prompt?: string | null;
+}
+
+/** A job's id and where to follow it. */
+export interface JobLinks {
+  job_id: string;
+  status: string;
+  status_url: string;
+  result_url: string;
 }
 
 export async function handleTranscribe(req: IncomingMessage, res: ServerResponse, url: URL, deps: ApiDeps) {
+  const { links } = await submitJob(req, deps, (fields) => ({
+    job: jobOptions({ ...Object.fromEntries(url.searchParams), ...fields }),
+  }));
+  sendJson(res, 202, links);
+}
+
+/**
+ * The one way a job is made, for every API: streams the upload to DATA_DIR, reads the job's
+ * options from the form fields with `parse` (which throws an ApiError to refuse them), creates
+ * the job and queues it, or finds the job the request's Idempotency-Key already made. Resolves
+ * once the job is durable; `parsed` is what `parse` returned.
+ */
+export async function submitJob<T extends { job: JobOptions }>(
+  req: IncomingMessage,
+  deps: ApiDeps,
+  parse: (fields: Record<string, string>) => T,
+): Promise<{ links: JobLinks; parsed: T }> {
   // Checked before the upload, so a bad key costs no transfer.
   const keyHash = idempotencyKeyHash(req);
   const id = newJobId();
   const { paths, store } = deps;
   const upload = await receiveUpload(req, paths.uploadPart(id), deps.maxUploadBytes);
-  let options: JobOptions;
+  let parsed: T;
   try {
-    options = jobOptions({ ...Object.fromEntries(url.searchParams), ...upload.fields });
+    parsed = parse(upload.fields);
     await rename(paths.uploadPart(id), paths.upload(id));
   } catch (error) {
     await rm(paths.uploadPart(id), { force: true });
     throw error;
   }
+  const options = parsed.job;
 
   const request = fingerprint(upload.sha256, options);
   const discard = () => Promise.allSettled([store.delete(id), paths.removeJobFiles(id)]);
@@ -43,7 +73,7 @@ export async function handleTranscribe(req: IncomingMessage, res: ServerResponse
       const earlier = await sameRequestJob(await store.findIdempotent(keyHash), request, deps);
       if (earlier) {
         await discard();
-        return sendJson(res, 202, earlier);
+        return { links: earlier, parsed };
       }
     }
     await store.create({ id, ...options, idempotencyHash: null });
@@ -53,7 +83,7 @@ export async function handleTranscribe(req: IncomingMessage, res: ServerResponse
         // A concurrent request with the same key got there first: ours never existed.
         await discard();
         const earlier = await sameRequestJob(winner, request, deps);
-        if (earlier) return sendJson(res, 202, earlier);
+        if (earlier) return { links: earlier, parsed };
         throw new ApiError(
           'unavailable',
           'Idempotency-Key is being used by a job that is still starting; retry',
@@ -69,7 +99,7 @@ export async function handleTranscribe(req: IncomingMessage, res: ServerResponse
     throw error;
   }
   deps.logger.info({ job_id: id, bytes: upload.bytes, ...options }, 'job queued');
-  sendJson(res, 202, links(id, 'queued'));
+  return { links: links(id, 'queued'), parsed };
 }
 
 /** The stored hash of the request's Idempotency-Key in its client's scope; null without one. */
@@ -104,10 +134,14 @@ function clientScope(req: IncomingMessage): string {
   return chain ? `forwarded ${chain}` : `peer ${req.socket.remoteAddress ?? ''}`;
 }
 
-/** What makes two requests the same one: the stored bytes and the options the job runs with. */
+/**
+ * What makes two requests the same one: the stored bytes and the options the job runs with. A
+ * prompt counts only when there is one, so requests without it keep the fingerprint they always had.
+ */
 function fingerprint(sha256: string, options: JobOptions): string {
+  const { language, format, prompt } = options;
   return createHash('sha256')
-    .update(JSON.stringify({ sha256, language: options.language, format: options.format }))
+    .update(JSON.stringify(prompt ? { sha256, language, format, prompt } : { sha256, language, format }))
     .digest('hex');
 }
 
@@ -128,21 +162,27 @@ function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function links(id: string, status: string) {
+function links(id: string, status: string): JobLinks {
   return { job_id: id, status, status_url: `/status/${id}`, result_url: `/result/${id}` };
 }
 
-function jobOptions(input: Record<string, string>): JobOptions {
-  const language = input.language?.trim().toLowerCase() || null;
+/** A whisper language code, "auto" or nothing, from a form field or query parameter; null: detect. */
+export function languageOption(value: string | undefined): string | null {
+  const language = value?.trim().toLowerCase() || null;
   if (language !== null && language !== 'auto' && !WHISPER_LANGUAGES.has(language)) {
     throw new ApiError(
       'bad_request',
       `language must be a whisper language code or "auto"; got ${JSON.stringify(language)}`,
     );
   }
+  return language === 'auto' ? null : language;
+}
+
+function jobOptions(input: Record<string, string>): JobOptions {
+  const language = languageOption(input.language);
   const format = input.format?.trim().toLowerCase() || null;
   if (format !== null && !isResultFormat(format)) {
     throw new ApiError('bad_request', `format must be json, txt, srt or vtt; got ${JSON.stringify(format)}`);
   }
-  return { language: language === 'auto' ? null : language, format };
+  return { language, format };
 }

@@ -1,7 +1,7 @@
 // A job's public status (GET /status), its request options, its segment plan and its result, in
 // Redis. Keys, under the backend's prefix:
 //   job:<id>          HASH  state stage progress segments_done segments_total resumed attempts error
-//                           language format idem plan created_at updated_at
+//                           language format prompt idem plan created_at updated_at
 //   job:<id>:result   STRING  the transcript as JSON (the json result format)
 //   idem:<sha256>     STRING  {"job", "request"} for an Idempotency-Key in its client's scope
 // Every write made on behalf of a running job goes through "only if the job still exists": a
@@ -60,6 +60,8 @@ export interface JobRecord {
   status: JobStatus;
   language: string | null;
   format: ResultFormat | null;
+  /** Conditions the decoder of every segment; null: none. */
+  prompt: string | null;
   plan: PlannedSegment[] | null;
 }
 
@@ -117,6 +119,7 @@ export interface NewJob {
   id: string;
   language: string | null;
   format: ResultFormat | null;
+  prompt?: string | null;
   idempotencyHash: string | null;
 }
 
@@ -157,6 +160,7 @@ export class JobStore {
         error: '',
         language: job.language ?? '',
         format: job.format ?? '',
+        prompt: job.prompt ?? '',
         idem: job.idempotencyHash ?? '',
         plan: '',
         created_at: now,
@@ -173,14 +177,19 @@ export class JobStore {
 
   /** Just the status fields: the hot GET /status path skips the plan, which grows with the job. */
   async status(id: string): Promise<JobStatus | null> {
-    const values = await this.redis.hmget(this.key(id), ...STATUS_FIELDS);
-    if (values[0] === null) return null;
-    const hash: Record<string, string> = {};
-    STATUS_FIELDS.forEach((field, i) => {
-      const v = values[i];
-      if (v != null) hash[field] = v;
+    return statusFrom(id, await this.redis.hmget(this.key(id), ...STATUS_FIELDS));
+  }
+
+  /** The statuses of several jobs in one round trip, in order; null for a job that does not exist. */
+  async statuses(ids: readonly string[]): Promise<(JobStatus | null)[]> {
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.key(id), ...STATUS_FIELDS);
+    const replies = (await pipeline.exec()) ?? [];
+    return ids.map((id, i) => {
+      const [error, values] = replies[i] ?? [new Error('no reply'), null];
+      if (error) throw error;
+      return statusFrom(id, values as (string | null)[]);
     });
-    return toRecord(id, hash).status;
   }
 
   async exists(id: string): Promise<boolean> {
@@ -310,6 +319,16 @@ const STATUS_FIELDS = [
   'transcribe_speed',
 ] as const;
 
+function statusFrom(id: string, values: readonly (string | null)[]): JobStatus | null {
+  if (values[0] == null) return null;
+  const hash: Record<string, string> = {};
+  STATUS_FIELDS.forEach((field, i) => {
+    const v = values[i];
+    if (v != null) hash[field] = v;
+  });
+  return toRecord(id, hash).status;
+}
+
 function encode(value: unknown): string {
   if (typeof value === 'boolean') return value ? '1' : '0';
   if (value === null) return '';
@@ -334,6 +353,7 @@ function toRecord(id: string, h: Record<string, string>): JobRecord {
     },
     language: h.language || null,
     format: (h.format || null) as ResultFormat | null,
+    prompt: h.prompt || null,
     plan: h.plan ? (JSON.parse(h.plan) as PlannedSegment[]) : null,
   };
 }

@@ -208,7 +208,8 @@ export class JobRunner {
     const startedAt = performance.now();
     try {
       const language = a.record.language ?? a.metadata.language;
-      const result = await engine.transcribe(file, { language, signal: a.signal });
+      const prompt = a.record.prompt ?? undefined;
+      const result = await engine.transcribe(file, { language, prompt, signal: a.signal });
       const seconds = (performance.now() - startedAt) / 1000;
       this.o.metrics?.segmentDuration.observe(seconds);
       // The first segment settles the language; later segments and attempts reuse it.

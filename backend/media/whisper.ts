@@ -31,6 +31,11 @@ export interface Transcript {
 export interface TranscribeOptions {
   /** A whisper language code such as `en`; omitted or `auto` detects it. */
   language?: string;
+  /**
+   * Text that conditions the decoder (whisper.cpp's `--prompt`): spellings, names, a style. Each
+   * segment is its own whisper.cpp run, so it conditions every segment, not only the first.
+   */
+  prompt?: string;
   signal?: AbortSignal;
 }
 
@@ -39,14 +44,35 @@ export interface Transcriber {
   transcribe(wavPath: string, options?: TranscribeOptions): Promise<Transcript>;
 }
 
-/** The language codes of the bundled whisper.cpp (g_lang in whisper.cpp). */
-export const WHISPER_LANGUAGES: ReadonlySet<string> = new Set(
+/**
+ * The languages of the bundled whisper.cpp (g_lang in whisper.cpp): code → name, as whisper names
+ * them ("english"; underscores stand for spaces here).
+ */
+export const WHISPER_LANGUAGE_NAMES: ReadonlyMap<string, string> = new Map(
   (
-    'en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt ' +
-    'la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc ' +
-    'ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue'
-  ).split(' '),
+    'en:english zh:chinese de:german es:spanish ru:russian ko:korean fr:french ja:japanese ' +
+    'pt:portuguese tr:turkish pl:polish ca:catalan nl:dutch ar:arabic sv:swedish it:italian ' +
+    'id:indonesian hi:hindi fi:finnish vi:vietnamese he:hebrew uk:ukrainian el:greek ms:malay ' +
+    'cs:czech ro:romanian da:danish hu:hungarian ta:tamil no:norwegian th:thai ur:urdu hr:croatian ' +
+    'bg:bulgarian lt:lithuanian la:latin mi:maori ml:malayalam cy:welsh sk:slovak te:telugu ' +
+    'fa:persian lv:latvian bn:bengali sr:serbian az:azerbaijani sl:slovenian kn:kannada et:estonian ' +
+    'mk:macedonian br:breton eu:basque is:icelandic hy:armenian ne:nepali mn:mongolian bs:bosnian ' +
+    'kk:kazakh sq:albanian sw:swahili gl:galician mr:marathi pa:punjabi si:sinhala km:khmer sn:shona ' +
+    'yo:yoruba so:somali af:afrikaans oc:occitan ka:georgian be:belarusian tg:tajik sd:sindhi ' +
+    'gu:gujarati am:amharic yi:yiddish lo:lao uz:uzbek fo:faroese ht:haitian_creole ps:pashto ' +
+    'tk:turkmen nn:nynorsk mt:maltese sa:sanskrit lb:luxembourgish my:myanmar bo:tibetan tl:tagalog ' +
+    'mg:malagasy as:assamese tt:tatar haw:hawaiian ln:lingala ha:hausa ba:bashkir jw:javanese ' +
+    'su:sundanese yue:cantonese'
+  )
+    .split(' ')
+    .map((pair) => {
+      const [code, name] = pair.split(':') as [string, string];
+      return [code, name.replace(/_/g, ' ')] as const;
+    }),
 );
+
+/** The language codes of the bundled whisper.cpp. */
+export const WHISPER_LANGUAGES: ReadonlySet<string> = new Set(WHISPER_LANGUAGE_NAMES.keys());
 
 export interface WhisperCppOptions {
   /** Path of whisper.cpp's CLI, usually `locateWhisperBinary()`. */
@@ -74,11 +100,14 @@ export function whisperCppArgs(
   wavPath: string,
   outputBase: string,
   language: string,
+  prompt?: string,
 ): string[] {
   const args = ['-m', options.model, '-f', wavPath, '-l', language, '-t', String(options.threads)];
   // -oj writes `${outputBase}.json`; parsing that beats scraping the human-oriented stdout.
   args.push('-oj', '-of', outputBase);
   if (options.fastDecode) args.push('-nf', '-bs', '1', '-bo', '1');
+  // main takes the next argument whole as the prompt, so one starting with "-" is still the prompt.
+  if (prompt) args.push('--prompt', prompt);
   return args;
 }
 
@@ -93,7 +122,10 @@ export class WhisperCppTranscriber implements Transcriber {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  async transcribe(wavPath: string, { language, signal }: TranscribeOptions = {}): Promise<Transcript> {
+  async transcribe(
+    wavPath: string,
+    { language, prompt, signal }: TranscribeOptions = {},
+  ): Promise<Transcript> {
     const lang = normalizeLanguage(language);
     // Checked here because whisper.cpp reports a missing model with the same exit code as any
     // other load failure, and "not configured" must not look like "engine broken".
@@ -113,6 +145,7 @@ export class WhisperCppTranscriber implements Transcriber {
         wavPath,
         outputBase,
         lang,
+        prompt,
       );
       const run = await runProcess(this.options.binary, args, { signal, timeoutMs: this.timeoutMs }).catch(
         (err: unknown) => {

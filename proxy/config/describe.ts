@@ -2,10 +2,11 @@
 // proxy would do with one request). Pure functions of the policy, so tests compare exact strings.
 import { redactUrl } from '../../core/redact-url.js';
 import { compileAddressList } from '../http/client-ip.js';
+import { canonicalHost } from '../http/host.js';
 import { countedIdentity, keyPartValues, type PartValue, singleIdentity } from '../http/limit-key.js';
 import { type NormalizedTarget, normalizeTarget } from '../http/normalize-path.js';
 import { parseCost } from '../http/request-cost.js';
-import { compileRoutes } from '../http/router.js';
+import { compileRoutes, mismatch, type RouteRequest } from '../http/router.js';
 import type { WindowSpec } from '../ratelimit/store.js';
 import {
   formatDuration,
@@ -13,6 +14,7 @@ import {
   type KeyPart,
   keyPartText,
   type Policy,
+  type Route,
   type RouteLimits,
   type Upstream,
 } from './schema.js';
@@ -36,7 +38,7 @@ export function summarizePolicy(file: string, policy: Policy): string {
       routes.map((r) => [
         r.name,
         r.match.methods?.join(',') ?? '*',
-        r.match.pattern,
+        r.match.pattern + conditionsShort(r.match),
         `-> ${r.upstream}`,
         (r.limits ? limitsText(r.limits) : 'unlimited') +
           (r.maxBodyBytes === null ? '' : `, max_body ${formatSize(r.maxBodyBytes)}`),
@@ -67,15 +69,31 @@ export function explainRequest(policy: Policy, request: ExplainRequest): string 
   }
   const { matchPath } = target;
   const shown = matchPath === request.path ? request.path : `${request.path} (matched as ${matchPath})`;
-  const route = compileRoutes(policy.routes).match(method, matchPath);
-  if (!route) return `${method} ${shown}\nno route: the proxy answers 404 {"error":"No route"}`;
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(request.headers ?? {})) headers[k.toLowerCase()] = v;
+  // As the data plane does: an absolute-form target's authority stands in for Host.
+  const routed: RouteRequest = {
+    method,
+    path: matchPath,
+    host: target.authority ?? headers.host ?? '',
+    headers,
+  };
+  const route = compileRoutes(policy.routes).match(method, matchPath, routed.host, headers);
+  const index = route ? policy.routes.indexOf(route) : policy.routes.length;
+  const passed = passedOver(policy, routed, index);
+  if (!route)
+    return [`${method} ${shown}`, ...passed, 'no route: the proxy answers 404 {"error":"No route"}'].join(
+      '\n',
+    );
 
-  const index = policy.routes.indexOf(route);
   const methods = route.match.methods ? route.match.methods.join(', ') : 'any method';
   const lines = [
     `${method} ${shown}`,
+    ...passed,
     `route: ${route.name} (routes[${index}]: ${route.match.pattern}, ${methods})`,
   ];
+  const conditions = conditionsText(route.match, routed);
+  if (conditions) lines.push(`matched: ${conditions}`);
   if (route.limits) lines.push(...limitsExplained(policy, route.limits, request, target));
   else lines.push('limits: none, forwarded unlimited');
   lines.push(`max_body: ${route.maxBodyBytes === null ? 'unlimited' : formatSize(route.maxBodyBytes)}`);
@@ -83,6 +101,70 @@ export function explainRequest(policy: Policy, request: ExplainRequest): string 
   if (upstream) lines.push(...upstreamText(upstream));
   return lines.join('\n');
 }
+
+/**
+ * The routes before `end` whose path and method take the request but whose host or a header does not:
+ * why the request went past them.
+ */
+function passedOver(policy: Policy, request: RouteRequest, end: number): string[] {
+  const lines: string[] = [];
+  policy.routes.slice(0, end).forEach((r, i) => {
+    const why = mismatch(r.match, request);
+    if (why === null || why === 'path' || why === 'method') return;
+    let reason: string;
+    if (why === 'host') {
+      const wanted = r.match.host!.join(' or ');
+      reason =
+        request.host === ''
+          ? `no Host (wants ${wanted})`
+          : `Host ${JSON.stringify(request.host)} is not ${wanted}`;
+    } else {
+      const sent = request.headers[why];
+      const wanted = r.match.headers!.find((h) => h.name === why)!.values.join(' or ');
+      reason =
+        sent === undefined
+          ? `no ${why} header (wants ${wanted})`
+          : `${why} ${JSON.stringify(sent)} is not ${wanted}`;
+    }
+    lines.push(`passed over: ${r.name} (routes[${i}]: ${r.match.pattern}): ${reason}`);
+  });
+  return lines;
+}
+
+/** The host and header conditions a matched route compared, with what the request sent. */
+function conditionsText(match: Route['match'], request: RouteRequest): string {
+  const parts: string[] = [];
+  if (match.host) {
+    const host = canonicalHost(request.host);
+    const sent = host === request.host ? '' : ` (Host ${JSON.stringify(request.host)})`;
+    parts.push(`host ${host}${sent} matches ${match.host.join(' or ')}`);
+  }
+  for (const h of match.headers ?? []) parts.push(`header ${h.name}: ${request.headers[h.name]}`);
+  return parts.join('; ');
+}
+
+/** How a refused request is answered, and which rate limit headers answers carry, when not the default. */
+function answerText(l: RouteLimits): string[] {
+  const lines: string[] = [];
+  const r = l.rejection;
+  const custom = r.status !== 429 || r.body !== null || Object.keys(r.headers).length > 0;
+  if (custom) {
+    const body = r.body === null ? 'the default body' : `body ${JSON.stringify(r.body)}`;
+    const headers = Object.entries(r.headers).map(([n, v]) => `${n}: ${v}`);
+    lines.push(
+      `rejection: ${r.status}, ${body}${headers.length > 0 ? `, headers ${headers.join(', ')}` : ''}`,
+    );
+  }
+  if (l.clientHeaders !== 'both') lines.push(`client headers: ${CLIENT_HEADERS[l.clientHeaders]}`);
+  return lines;
+}
+
+const CLIENT_HEADERS: Record<RouteLimits['clientHeaders'], string> = {
+  both: 'RateLimit-Policy, RateLimit and X-RateLimit-*',
+  ietf: 'ietf (RateLimit-Policy, RateLimit)',
+  legacy: 'legacy (X-RateLimit-Limit, -Remaining, -Reset)',
+  none: 'none (only Retry-After, on a rejection)',
+};
 
 /** 'Name: value' (curl's -H form) → [name, value]; undefined when there is no colon or no name. */
 export function parseHeaderArg(arg: string): [name: string, value: string] | undefined {
@@ -132,6 +214,7 @@ function limitsExplained(
   lines.push(key);
   const cost = costText(l, request.headers ?? {});
   if (cost !== null) lines.push(`cost: ${cost}`);
+  lines.push(...answerText(l));
   const ips = [...policy.allowlist.ips, ...(l.allowlist?.ips ?? [])];
   if (ips.length > 0 && request.clientIp === undefined) {
     lines.push(
@@ -280,6 +363,8 @@ function limitsText(l: RouteLimits): string {
     l.algorithm === 'sliding-log' ? '' : l.algorithm,
     l.shadow ? 'shadow' : '',
     costNote(l),
+    l.rejection.status === 429 ? '' : `rejects ${l.rejection.status}`,
+    l.clientHeaders === 'both' ? '' : `client headers ${l.clientHeaders}`,
   ].filter(Boolean);
   // Plan values and allowlisted keys may be API keys: only their number is shown.
   const extra: string[] = [];
@@ -292,6 +377,15 @@ function limitsText(l: RouteLimits): string {
     extra.push(`${plural(n, 'allowlist entry', 'allowlist entries')}`);
   }
   return `per ${key}: ${windows}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}${extra.map((e) => `, ${e}`).join('')}`;
+}
+
+/** ' host api.example.com, x-tenant=acme' for a route with conditions; '' without. */
+function conditionsShort(match: Route['match']): string {
+  const parts = [
+    ...(match.host ? [`host ${match.host.join('|')}`] : []),
+    ...(match.headers ?? []).map((h) => `${h.name}=${h.values.join('|')}`),
+  ];
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
 }
 
 function breakerShort(u: Upstream): string {

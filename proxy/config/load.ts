@@ -121,7 +121,7 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
     return failure(problems, file, lines);
   }
   const result = validatePolicyData(data);
-  const locator = new Locator(doc, expanded, unknown);
+  const locator = new Locator(doc, expanded, unknown, text);
   if (!result.success) {
     // (No spread: one issue may list 100,000 unknown keys, past what a call's arguments can hold.)
     for (const issue of result.issues) for (const p of locator.locate(issue)) problems.push(p);
@@ -392,6 +392,7 @@ class Locator {
     private readonly doc: Document,
     private readonly expanded: ReadonlyMap<Node, Expanded>,
     private readonly unknown: ReadonlySet<Node>,
+    private readonly source: string | null = null,
   ) {}
 
   /** Where the issue is and what it says; nothing for an issue at (or under) an UNKNOWN value. */
@@ -407,9 +408,13 @@ class Locator {
         message: `${prefix}unknown key ${quote(k)} (${issue.message})`,
       }));
     }
-    // A bad record key (an upstream name) is the key's fault, not its value's.
-    const pointAtKey = !found || issue.code === 'invalid_key' || isEmpty(node);
-    const offset = (pointAtKey ? (start(keyNode) ?? start(node)) : start(node)) ?? 0;
+    // A bad record key (an upstream name, a header name: params.key) is the key's fault, not its value's.
+    const params = issue.code === 'custom' ? issue.params : undefined;
+    const pointAtKey = !found || issue.code === 'invalid_key' || params?.key === true || isEmpty(node);
+    let offset = (pointAtKey ? (start(keyNode) ?? start(node)) : start(node)) ?? 0;
+    // An issue about one token inside a text (a template's placeholder) points at the token itself.
+    if (found && !pointAtKey && typeof params?.token === 'string')
+      offset = this.tokenAt(node, params.token, offset);
     // A missing key is reported on its parent, whose path is the prefix.
     const missing = !found && issue.code === 'invalid_type';
     const label = missing ? pathText(issue.path.slice(0, -1)) : where;
@@ -445,6 +450,14 @@ class Locator {
       for (const secret of e.secrets) if (secret.length >= 6) quoted.push([secret, placeholder]);
     }
     return quoted.sort((a, b) => b[0].length - a[0].length);
+  }
+
+  /** Where `token` first appears in the source of `node`, or `fallback`. */
+  private tokenAt(node: unknown, token: string, fallback: number): number {
+    const range = (node as Node | null)?.range;
+    if (!range || this.source === null) return fallback;
+    const at = this.source.slice(range[0], range[1]).indexOf(token);
+    return at === -1 ? fallback : range[0] + at;
   }
 
   /** Walks `path` from the document root, through aliases; stops at the deepest node that exists. */

@@ -11,9 +11,11 @@
 //   upstream timeouts: connect 2s, response 60s, idle 30s
 //   upstream breaker: failure_threshold 5, success_threshold 2, timeout 60s, half_open_max_calls 3,
 //     failure_statuses [502, 503, 504], failure_rate off (when given: window 60s, minimum_calls 20)
-//   route: methods any, max_body unlimited (bodies stream, so the proxy holds none in memory; a cap is the
-//     service's choice, not a resource the proxy needs), limits none (forwarded unlimited)
-//   limits: key ip, algorithm sliding-log, shadow false, cost 1 (header form: default 1)
+//   route: methods any, host any, headers any, max_body unlimited (bodies stream, so the proxy holds none
+//     in memory; a cap is the service's choice, not a resource the proxy needs), limits none (forwarded
+//     unlimited)
+//   limits: key ip, algorithm sliding-log, shadow false, client_headers both, rejection status 429 with
+//     the default body and no extra headers, cost 1 (header form: default 1)
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
@@ -27,6 +29,8 @@ import {
   parseTimeout,
   SIZE_UNITS,
 } from '../../core/units.js';
+import { hostCovers, parseHostPattern } from '../http/host.js';
+import { type JsonValue, splitPlaceholders } from '../ratelimit/rejection-template.js';
 import type { WindowSpec } from '../ratelimit/store.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -187,13 +191,24 @@ export interface RouteMatch {
   prefix: boolean;
   /** Uppercased and deduplicated; null matches every method. */
   methods: string[] | null;
+  /** Canonical host patterns (http/host.ts), any of which the request's host must match; null: any host. */
+  host: string[] | null;
+  /** Headers that must each be present with one of their values; null: no header condition. */
+  headers: HeaderCondition[] | null;
+}
+
+export interface HeaderCondition {
+  /** Lower-cased. */
+  name: string;
+  /** Exact, case-sensitive values, deduplicated: any one matches. */
+  values: string[];
 }
 
 /**
  * '/exact' or '/prefix/*'. Request paths are matched without a trailing slash (http/normalize-path.ts),
  * so an exact '/a/' is the route '/a', and a prefix matches '/prefix' and everything under it.
  */
-export function parseRoutePath(input: unknown): Parsed<Omit<RouteMatch, 'methods'>> {
+export function parseRoutePath(input: unknown): Parsed<Pick<RouteMatch, 'pattern' | 'path' | 'prefix'>> {
   if (typeof input !== 'string') return fail(`expected a path, got ${describeValue(input)}`);
   if (!input.startsWith('/')) return fail(`path must start with "/", got ${JSON.stringify(input)}`);
   const prefix = input.endsWith('/*');
@@ -210,6 +225,47 @@ export function parseRoutePath(input: unknown): Parsed<Omit<RouteMatch, 'methods
     return fail(`invalid path ${JSON.stringify(input)}: no ".", ".." or empty segments`);
   }
   return ok({ pattern: input, path: path.toLowerCase(), prefix });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Header conditions and the rejection's headers. A value goes into a header as written, so it may
+// hold no control character (CR and LF would end the header and start another: header injection), and
+// only printable ASCII: Node reads header bytes as Latin-1, so UTF-8 text would never compare equal.
+
+/** Most hosts, header conditions and values per header one route may list. */
+const MAX_HOSTS = 64;
+const MAX_MATCH_HEADERS = 16;
+const MAX_HEADER_VALUES = 64;
+/** Longest header value a policy may write (a condition's, or a rejection header's). */
+const MAX_HEADER_VALUE = 1024;
+
+/** Why `value` cannot stand in a header, or null when it can. */
+function headerValueProblem(value: string): string | null {
+  if (value.length > MAX_HEADER_VALUE) return `is longer than ${MAX_HEADER_VALUE} characters`;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0x09 || (c >= 0x20 && c < 0x7f)) continue;
+    if (c < 0x20 || c === 0x7f) return 'holds a control character (CR, LF, NUL…), which no header may carry';
+    return 'holds a character outside printable ASCII';
+  }
+  return null;
+}
+
+/** A header condition's value: what node:http hands over after trimming spaces and tabs. */
+export function parseHeaderValue(input: unknown): Parsed<string> {
+  if (typeof input !== 'string') {
+    const quoteIt = typeof input === 'number' || typeof input === 'boolean' ? ` (quote it: "${input}")` : '';
+    return fail(`expected a header value as text${quoteIt}, got ${describeValue(input)}`);
+  }
+  if (input === '') return fail('a header value to match must not be empty');
+  const problem = headerValueProblem(input);
+  if (problem) return fail(`header value ${describeValue(input)} ${problem}`);
+  // node:http trims the spaces and tabs around a value, so one written with them could never match.
+  if (/^[ \t]|[ \t]$/.test(input))
+    return fail(
+      `header value ${describeValue(input)} starts or ends with a space, which a request's value never does`,
+    );
+  return ok(input);
 }
 
 /** What kind of value this is, without its content: "a list", "a map", "text", "a number"… */
@@ -261,15 +317,250 @@ const method = z
   .regex(TOKEN_RE, { error: (iss) => `invalid method ${describeValue(iss.input)}` })
   .transform((m) => m.toUpperCase());
 
+/**
+ * One value or a list of them, each parsed by `parse`; deduplicated. An issue names the list item it is
+ * about, or the value itself when it was written alone.
+ */
+function oneOrMany<T>(parse: (input: unknown) => Parsed<T>, what: string, max: number) {
+  return z.unknown().transform((input, ctx): T[] => {
+    const list = Array.isArray(input);
+    const items: unknown[] = list ? input : [input];
+    if (list && items.length === 0) {
+      ctx.issues.push({ code: 'custom', message: `${what} must not be an empty list`, input });
+      return z.NEVER;
+    }
+    if (items.length > max) {
+      ctx.issues.push({ code: 'custom', message: `at most ${max} ${what} are allowed`, input });
+      return z.NEVER;
+    }
+    const out: T[] = [];
+    items.forEach((item, i) => {
+      const r = parse(item);
+      if (r.ok) out.push(r.value);
+      else ctx.issues.push({ code: 'custom', message: r.error, input: item, path: list ? [i] : [] });
+    });
+    return out.length === items.length ? [...new Set(out)] : z.NEVER;
+  });
+}
+
+/**
+ * A map of header names to checked values: names are RFC 9110 tokens, compared lower-case (a name
+ * written twice in two cases is an error). `forbidden` says why a name may not be used, or null.
+ */
+function headerMap<T>(
+  parseValue: (input: unknown) => Parsed<T>,
+  max: number,
+  forbidden: (name: string) => string | null,
+) {
+  return z.unknown().transform((input, ctx): { name: string; value: T }[] => {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      ctx.issues.push({
+        code: 'custom',
+        message: `expected a map of header names to values, got ${describeValue(input)}`,
+        input,
+      });
+      return z.NEVER;
+    }
+    const entries = Object.entries(input);
+    if (entries.length > max) {
+      ctx.issues.push({ code: 'custom', message: `at most ${max} headers are allowed`, input });
+      return z.NEVER;
+    }
+    const out: { name: string; value: T }[] = [];
+    const seen = new Map<string, string>();
+    let failed = false;
+    for (const [written, value] of entries) {
+      const name = written.toLowerCase();
+      // params.key: the problem is the key, so its position is the key's.
+      const atKey = (message: string) => {
+        failed = true;
+        ctx.issues.push({ code: 'custom', message, input: written, path: [written], params: { key: true } });
+      };
+      if (!TOKEN_RE.test(written)) {
+        atKey(`invalid header name ${describeValue(written)}; use letters, digits and !#$%&'*+-.^_\`|~`);
+        continue;
+      }
+      const why = forbidden(name);
+      if (why !== null) {
+        atKey(`header ${written} ${why}`);
+        continue;
+      }
+      const first = seen.get(name);
+      if (first !== undefined) {
+        atKey(`header ${written} is already listed as ${first} (header names are case-insensitive)`);
+        continue;
+      }
+      seen.set(name, written);
+      const r = parseValue(value);
+      if (!r.ok) {
+        failed = true;
+        ctx.issues.push({ code: 'custom', message: r.error, input: value, path: [written] });
+        continue;
+      }
+      out.push({ name, value: r.value });
+    }
+    return failed ? z.NEVER : out;
+  });
+}
+
+/** A condition's values: one text, or a list of them (any matches). */
+function parseConditionValues(input: unknown): Parsed<string[]> {
+  const items = Array.isArray(input) ? input : [input];
+  if (items.length === 0) return fail('a header condition needs at least one value');
+  if (items.length > MAX_HEADER_VALUES) return fail(`at most ${MAX_HEADER_VALUES} values are allowed`);
+  const values: string[] = [];
+  for (const item of items) {
+    const r = parseHeaderValue(item);
+    if (!r.ok) return r;
+    values.push(r.value);
+  }
+  return ok([...new Set(values)]);
+}
+
 const matchSchema = strict({
   path: parsedBy(parseRoutePath),
   methods: z
     .array(method)
     .min(1, { error: 'methods must not be empty; leave it out to match every method' })
     .optional(),
+  host: oneOrMany(parseHostPattern, 'hosts', MAX_HOSTS).optional(),
+  headers: headerMap(parseConditionValues, MAX_MATCH_HEADERS, (name) =>
+    name === 'host' ? 'is matched with match.host (which leaves out the port and a trailing dot)' : null,
+  ).optional(),
 }).transform(
-  ({ path, methods }): RouteMatch => ({ ...path, methods: methods ? [...new Set(methods)] : null }),
+  ({ path, methods, host, headers }): RouteMatch => ({
+    ...path,
+    methods: methods ? [...new Set(methods)] : null,
+    host: host ?? null,
+    headers: headers ? headers.map((h) => ({ name: h.name, values: h.value })) : null,
+  }),
 );
+
+// ---------------------------------------------------------------------------------------------------------
+// The rejection: what a request over its limits is answered.
+
+/**
+ * Statuses a rejection may not use, and why: each either requires a header the proxy does not send,
+ * or makes clients retry at once, which is the opposite of what a rejection asks.
+ */
+const REJECTION_STATUS_BANNED: Record<number, string> = {
+  401: 'needs a WWW-Authenticate challenge',
+  405: 'needs an Allow header',
+  407: 'needs a Proxy-Authenticate challenge',
+  408: 'makes clients retry at once',
+  421: 'makes clients retry at once on another connection',
+  426: 'needs an Upgrade header',
+};
+
+const rejectionStatus = parsedBy((input): Parsed<number> => {
+  const hint = 'expected a 4xx or 5xx status (400-599), e.g. 429 (the default), 403 or 503';
+  if (typeof input !== 'number' || !Number.isInteger(input) || input < 400 || input > 599)
+    return fail(`${hint}, got ${describeValue(input)}`);
+  const why = REJECTION_STATUS_BANNED[input];
+  return why ? fail(`status ${input} ${why}; use 429 (the default), 403, 503 or another 4xx/5xx`) : ok(input);
+});
+
+/** Largest rejection body template, as JSON text: an error body, not a page. */
+const MAX_REJECTION_BODY = 4 * 1024;
+
+/** Headers a rejection may not set: the proxy writes them itself, or they would break the answer's framing. */
+const REJECTION_HEADERS_OWN: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'retry-after',
+  'ratelimit',
+  'ratelimit-policy',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+]);
+
+/** A rejection header's value: printable text, placeholders allowed. */
+function parseRejectionHeaderValue(input: unknown): Parsed<string> {
+  if (typeof input !== 'string') {
+    const quoteIt = typeof input === 'number' || typeof input === 'boolean' ? ` (quote it: "${input}")` : '';
+    return fail(`expected a header value as text${quoteIt}, got ${describeValue(input)}`);
+  }
+  const problem = headerValueProblem(input);
+  if (problem) return fail(`header value ${describeValue(input)} ${problem}`);
+  const split = splitPlaceholders(input);
+  return split.ok ? ok(input) : fail(split.error);
+}
+
+/**
+ * The body template: any JSON value, whose strings may hold placeholders. Each bad placeholder is an
+ * issue at its string, carrying the placeholder as `params.token` (the loader points at it).
+ */
+const rejectionBody = z.unknown().transform((input, ctx): JsonValue => {
+  const before = ctx.issues.length;
+  const walk = (v: unknown, path: (string | number)[]): void => {
+    const issue = (message: string, params?: Record<string, unknown>) =>
+      ctx.issues.push({ code: 'custom', message, input: v, path, ...(params ? { params } : {}) });
+    if (typeof v === 'string') {
+      const split = splitPlaceholders(v);
+      if (!split.ok) issue(split.error, { token: split.token });
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) issue(`expected a finite number, got ${describeValue(v)}`);
+    } else if (Array.isArray(v)) {
+      v.forEach((item, i) => {
+        walk(item, [...path, i]);
+      });
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, item] of Object.entries(v)) {
+        if (k.includes('{{')) {
+          ctx.issues.push({
+            code: 'custom',
+            message: `placeholders go in values, not keys: ${describeValue(k)}`,
+            input: k,
+            path: [...path, k],
+            params: { key: true },
+          });
+        }
+        walk(item, [...path, k]);
+      }
+    } else if (typeof v !== 'boolean' && v !== null) {
+      issue(`expected JSON (a map, list, text, number, true, false or null), got ${describeValue(v)}`);
+    }
+  };
+  walk(input, []);
+  if (ctx.issues.length > before) return z.NEVER;
+  const size = Buffer.byteLength(JSON.stringify(input));
+  if (size > MAX_REJECTION_BODY) {
+    ctx.issues.push({
+      code: 'custom',
+      message: `the body template is ${size} bytes as JSON, more than the ${MAX_REJECTION_BODY} allowed`,
+      input,
+    });
+    return z.NEVER;
+  }
+  return input as JsonValue;
+});
+
+const rejectionSchema = strict({
+  status: rejectionStatus.default(429),
+  body: rejectionBody.optional(),
+  headers: headerMap(parseRejectionHeaderValue, MAX_MATCH_HEADERS, (name) =>
+    REJECTION_HEADERS_OWN.has(name)
+      ? 'is set by the proxy itself (or would break the answer); it cannot be a rejection header'
+      : null,
+  ).optional(),
+}).transform((r) => ({
+  status: r.status,
+  /** null: the default body. */
+  body: r.body === undefined ? null : r.body,
+  /** Lower-cased names; values as written (placeholders compiled by ratelimit/rejection-template.ts). */
+  headers: Object.fromEntries((r.headers ?? []).map((h) => [h.name, h.value])) as Record<string, string>,
+}));
 
 const windowSchema = strict({
   name: name('window'),
@@ -509,6 +800,9 @@ const limitsSchema = strict({
   algorithm: z.enum(['sliding-log', 'sliding-counter']).default('sliding-log'),
   shadow: z.boolean().default(false),
   cost: costSchema.optional(),
+  // Which rate-limit headers answers carry: the IETF fields, the X-RateLimit-* trio, both, or none.
+  client_headers: z.enum(['ietf', 'legacy', 'both', 'none']).default('both'),
+  rejection: rejectionSchema.prefault({}),
   plans: plansSchema.optional(),
   allowlist: routeAllowlistSchema.optional(),
 }).transform((limits, ctx) => {
@@ -583,6 +877,8 @@ const limitsSchema = strict({
     /** null: only the top-level allowlist applies. */
     allowlist: allowlist && (allowlist.ips.length > 0 || allowlist.keys.length > 0) ? allowlist : null,
     cost,
+    clientHeaders: limits.client_headers,
+    rejection: limits.rejection,
   };
 });
 
@@ -735,13 +1031,26 @@ type RouteOut = z.output<typeof routeSchema>;
 function shadows(a: Pick<RouteOut, 'match'>, b: Pick<RouteOut, 'match'>): boolean {
   const methods =
     a.match.methods === null || (b.match.methods?.every((m) => a.match.methods!.includes(m)) ?? false);
-  if (!methods) return false;
+  if (!methods || !conditionsCover(a.match, b.match)) return false;
   if (!a.match.prefix) return !b.match.prefix && directory(a.match.path) === directory(b.match.path);
   // A prefix takes everything under it, and its directory itself ('/a/*' takes '/a').
   return (
     b.match.path.startsWith(a.match.path) ||
     (!b.match.prefix && directory(b.match.path) === directory(a.match.path))
   );
+}
+
+/**
+ * Whether `a`'s host and header conditions hold for every request that meets `b`'s: `a` has none, or
+ * each of its hosts and header values takes in all of `b`'s.
+ */
+function conditionsCover(a: RouteMatch, b: RouteMatch): boolean {
+  if (a.host !== null && (b.host === null || !b.host.every((h) => a.host!.some((p) => hostCovers(p, h)))))
+    return false;
+  return (a.headers ?? []).every((ha) => {
+    const hb = b.headers?.find((h) => h.name === ha.name);
+    return hb?.values.every((v) => ha.values.includes(v)) ?? false;
+  });
 }
 
 /** A path as routing compares it: without a trailing slash. */

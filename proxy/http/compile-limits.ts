@@ -4,8 +4,9 @@
 // three null checks.
 import { keyPartText, type Policy, type RouteLimits as PolicyLimits, type Route } from '../config/schema.js';
 import { sectionHash } from '../config/section-hash.js';
-import { rateLimitPolicy } from '../ratelimit/headers.js';
+import { limitHeaderWriter, rateLimitPolicy } from '../ratelimit/headers.js';
 import { RateLimiter } from '../ratelimit/limiter.js';
+import { compileRejection } from '../ratelimit/rejection-template.js';
 import type { RateLimitStore, WindowSpec } from '../ratelimit/store.js';
 import { compileAddressList } from './client-ip.js';
 import { compileKey, identityOfValues, singleIdentity } from './limit-key.js';
@@ -41,6 +42,7 @@ export function compileLimits(
 ): RouteLimits {
   const planRuntime = (plan: { value: string; windows: readonly WindowSpec[] } | null): PlanRuntime => {
     const windows = plan?.windows ?? limits.windows;
+    const policyHeader = rateLimitPolicy(windows);
     return {
       value: plan?.value ?? null,
       limiter: new RateLimiter({
@@ -50,7 +52,8 @@ export function compileLimits(
         scope: limiterScope(route, limits, plan),
       }),
       windows,
-      policyHeader: rateLimitPolicy(windows),
+      policyHeader,
+      headersOf: limitHeaderWriter(policyHeader, limits.clientHeaders),
     };
   };
   const fallback = planRuntime(null);
@@ -98,6 +101,7 @@ export function compileLimits(
       ...(cost.header === null ? [] : [cost.header]),
     ],
     cost,
+    rejection: compileRejection(limits.rejection, route.name),
     plan: fallback,
     planOf,
     allowIp: compileAddressList(ips),

@@ -107,7 +107,8 @@ export function compileRuntime(i: CompileInputs): CompiledRuntime {
   const runtime: Runtime = {
     version: i.version,
     loadedAt: i.loadedAt,
-    match: (method, path) => router.match(method, path)?.rt,
+    match: (method, path, host, headers) => router.match(method, path, host, headers)?.rt,
+    conditionHeaders: router.conditionHeaders.size > 0 ? router.conditionHeaders : null,
     routes,
     upstreams,
     clientIp: compileTrustedProxies(p.clientIp.trustedProxies.map((c) => c.cidr)),

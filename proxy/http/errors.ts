@@ -14,6 +14,8 @@ export type ProxyErrorCode =
   | 'request_timeout'
   | 'headers_too_large';
 
+// rate_limited's 429 is the default: a route's limits may answer with a status and body of their own
+// (limits.rejection, ratelimit/rejection-template.ts).
 const STATUS: Record<ProxyErrorCode, number> = {
   no_route: 404,
   rate_limited: 429,

@@ -55,12 +55,24 @@ export function sendError(
   extra?: Record<string, unknown>,
   headers?: OutgoingHttpHeaders,
 ): number {
-  const status = statusOf(code);
+  if (res.headersSent) {
+    res.destroy();
+    return statusOf(code);
+  }
+  return sendAnswer(res, statusOf(code), errorBody(code, extra), headers);
+}
+
+/** Writes a JSON answer the proxy makes itself (an error, or a route's rejection); returns its status. */
+export function sendAnswer(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers?: OutgoingHttpHeaders,
+): number {
   if (res.headersSent) {
     res.destroy();
     return status;
   }
-  const body = errorBody(code, extra);
   res.writeHead(status, {
     ...headers,
     'content-type': 'application/json',

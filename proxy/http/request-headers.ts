@@ -7,6 +7,8 @@
 // - a second copy of a header a route's limits read (a key part, the plan header, the cost): counted
 //   under "a, b" while the upstream reads "a", a key would be a fresh quota, a plan one the upstream
 //   never sees, and two costs leave no one cost to count;
+// - before routing, a second copy of a header some route's conditions compare (duplicateHeader):
+//   which route a request takes must not depend on which copy is read;
 // - more than `maxHeaders` headers: a Node upstream keeps only the first ~1,000 lines, so padding
 //   would push out the headers the proxy adds (X-Forwarded-For, X-Request-Id).
 // Dropped on the way: hop-by-hop headers and those the Connection header names (never Host or
@@ -93,6 +95,26 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
 }
 
 /**
+ * The first header of `names` (lower-case) that `req` carries more than once, as the client spelled
+ * it, or null. Run before routing when routes compare headers: a duplicate is the client's fault.
+ */
+export function duplicateHeader(
+  req: IncomingMessage,
+  names: ReadonlySet<string>,
+): (CheckedHeaders & { ok: false }) | null {
+  const raw = req.rawHeaders;
+  let seen: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!names.has(name)) continue;
+    seen ??= new Set();
+    if (seen.has(name)) return duplicate(raw[i]!);
+    seen.add(name);
+  }
+  return null;
+}
+
+/**
  * The headers to send upstream as a flat [name, value, …] list (cheaper for undici than an object),
  * or why the request must be refused. `singletons` are the route's (singletonHeaders); `skipHost`
  * drops the client's Host (an absolute-form target supplies it).
@@ -130,6 +152,6 @@ export function checkRequestHeaders(
   return { ok: true, headers: out };
 }
 
-function duplicate(name: string): CheckedHeaders {
+function duplicate(name: string): CheckedHeaders & { ok: false } {
   return { ok: false, code: 'bad_request', detail: `more than one ${name} header` };
 }

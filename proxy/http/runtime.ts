@@ -2,12 +2,14 @@
 // once per (re)load, so serving a request is lookups and one store round trip.
 import type { Breaker } from '../../core/breaker/circuit-breaker.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
-import type { WindowSpec } from '../ratelimit/store.js';
+import type { RejectionAnswer } from '../ratelimit/rejection-template.js';
+import type { Decision, WindowSpec } from '../ratelimit/store.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { ForwardTarget } from './forward.js';
 import type { KeyOf, KeySource } from './limit-key.js';
 import type { RequestCost } from './request-cost.js';
 import type { SingletonHeaders } from './request-headers.js';
+import type { RequestHeaders } from './router.js';
 
 export interface UpstreamRuntime {
   readonly name: string;
@@ -24,6 +26,8 @@ export interface PlanRuntime {
   readonly windows: readonly WindowSpec[];
   /** The RateLimit-Policy header of its windows, built once. */
   readonly policyHeader: string;
+  /** The rate limit headers answers carry (the route's client_headers, this plan's windows); null: none. */
+  readonly headersOf: ((decision: Decision) => Record<string, string>) | null;
 }
 
 export interface RouteLimits {
@@ -42,6 +46,8 @@ export interface RouteLimits {
   readonly shadow: boolean;
   /** What a request counts in the windows (limits.cost), whatever its plan. */
   readonly cost: RequestCost;
+  /** The answer to a request over the limits (the route's rejection), compiled. */
+  readonly rejection: RejectionAnswer;
   /** What /admin/limits reads: one value per key part, and the plan a header would name (or null). */
   lookup(
     values: readonly string[],
@@ -62,7 +68,15 @@ export interface RouteRuntime {
 export interface Runtime {
   readonly version: number;
   readonly loadedAt: Date;
-  readonly match: (method: string, path: string) => RouteRuntime | undefined;
+  /** The route a request takes (router.ts): `host` is the authority the proxy forwards, '' for none. */
+  readonly match: (
+    method: string,
+    path: string,
+    host: string,
+    headers: RequestHeaders,
+  ) => RouteRuntime | undefined;
+  /** Headers some route's conditions compare, refused when repeated (before routing); null for none. */
+  readonly conditionHeaders: ReadonlySet<string> | null;
   readonly routes: ReadonlyMap<string, RouteRuntime>;
   readonly upstreams: ReadonlyMap<string, UpstreamRuntime>;
   readonly clientIp: ClientIpResolver;

@@ -21,16 +21,16 @@ import type { Clock } from '../../core/clock.js';
 import type { ProxyMetrics } from '../observability/metrics.js';
 import { RejectionLog } from '../observability/rejection-log.js';
 import { isStoreUnavailable } from '../ratelimit/guarded-store.js';
-import { limitHeaders, rejection } from '../ratelimit/headers.js';
+import { rejection } from '../ratelimit/headers.js';
 import type { Decision } from '../ratelimit/store.js';
 import { canonicalIp } from './client-ip.js';
 import type { ClientSettings } from './client-settings.js';
 import { errorBody, type ProxyErrorCode, statusOf } from './errors.js';
-import { forward, type Outcome, sendError } from './forward.js';
+import { forward, type Outcome, sendAnswer, sendError } from './forward.js';
 import { ipIdentity } from './identity.js';
 import { type NormalizedTarget, normalizeTarget } from './normalize-path.js';
 import { readBody } from './request-body.js';
-import { checkRequestHeaders } from './request-headers.js';
+import { checkRequestHeaders, duplicateHeader } from './request-headers.js';
 import type { PlanRuntime, RouteRuntime, Runtime } from './runtime.js';
 
 /** What metrics record for a request whose client went away before it was answered (nginx's 499). */
@@ -66,6 +66,8 @@ type Verdict =
       readonly code: ProxyErrorCode;
       readonly extra?: Record<string, unknown>;
       readonly headers?: OutgoingHttpHeaders;
+      /** A status and body of the policy's making (a route's rejection), in place of the code's. */
+      readonly answer?: Answer;
     }
   | {
       readonly pass: true;
@@ -76,6 +78,11 @@ type Verdict =
       /** Rate limit headers for the client's response, or null. */
       readonly limitHeaders: Record<string, string> | null;
     };
+
+interface Answer {
+  readonly status: number;
+  readonly body: string;
+}
 
 interface PeerTrust {
   readonly resolver: Runtime['clientIp'];
@@ -177,7 +184,19 @@ export class DataPlane {
     const target = normalizeTarget(req.url ?? '/');
     if (target === null)
       return { pass: false, route: null, code: 'bad_request', extra: { detail: 'request target' } };
-    const route = rt.match(req.method ?? 'GET', target.matchPath);
+    // Which route a request takes must not depend on which copy of a compared header is read.
+    if (rt.conditionHeaders !== null) {
+      const dup = duplicateHeader(req, rt.conditionHeaders);
+      if (dup !== null) return { pass: false, route: null, code: dup.code, extra: { detail: dup.detail } };
+    }
+    // The host compared is the one the upstream will receive: an absolute-form target's authority
+    // replaces Host.
+    const route = rt.match(
+      req.method ?? 'GET',
+      target.matchPath,
+      target.authority ?? req.headers.host ?? '',
+      req.headers,
+    );
     if (!route) return { pass: false, route: null, code: 'no_route' };
 
     // A declared body over max_body is refused before it can use up any of the client's quota.
@@ -265,7 +284,7 @@ export class DataPlane {
       if (!rt.storeDenies) return { pass: true, headers: null };
       return { pass: false, route, code: 'store_unavailable', headers: { 'retry-after': '1' } };
     }
-    const headers = limitHeaders(plan.policyHeader, decision);
+    const headers = plan.headersOf === null ? null : plan.headersOf(decision);
     if (decision.allowed) {
       this.d.metrics.countDecision(route.name, 'allowed');
       return { pass: true, headers };
@@ -284,12 +303,14 @@ export class DataPlane {
       return { pass: true, headers };
     }
     this.d.metrics.countDecision(route.name, 'limited');
+    // Retry-After is always sent: the one thing a refused client must know, whatever else is hidden.
+    const answer = limits.rejection;
     return {
       pass: false,
       route,
       code: 'rate_limited',
-      extra: { limit: r.limit, window: r.window, retry_after: r.retryAfter },
-      headers: { ...headers, 'retry-after': String(r.retryAfter) },
+      answer: { status: answer.status, body: answer.body(r) },
+      headers: { ...headers, ...answer.headers(r), 'retry-after': String(r.retryAfter) },
     };
   }
 
@@ -326,7 +347,7 @@ export class DataPlane {
     started: number,
   ): Promise<void> | undefined {
     if (!v.pass) {
-      this.refuse(req, res, v.route, started, v.code, v.extra, v.headers);
+      this.refuse(req, res, v.route, started, v.code, v.extra, v.headers, v.answer);
       return undefined;
     }
     if (hasBody(req)) return this.withBody(req, res, v, started);
@@ -347,12 +368,16 @@ export class DataPlane {
     code: ProxyErrorCode,
     extra?: Record<string, unknown>,
     headers?: OutgoingHttpHeaders,
+    answer?: Answer,
   ): void {
     // A client still sending a body we refuse must be able to read the answer: closing at once
     // would meet its next bytes with a reset, which can destroy the answer before it is read.
     if (hasBody(req) && !req.complete && code !== 'request_timeout') linger(req, res);
     else if (CLOSES.has(code) || hasBody(req)) res.shouldKeepAlive = false;
-    this.finish(route, sendError(res, code, extra, headers), started);
+    const status = answer
+      ? sendAnswer(res, answer.status, answer.body, headers)
+      : sendError(res, code, extra, headers);
+    this.finish(route, status, started);
   }
 
   /** Reads an admitted request's body, then sends it on. */
@@ -457,9 +482,10 @@ export class DataPlane {
       code: ProxyErrorCode,
       extra?: Record<string, unknown>,
       headers?: OutgoingHttpHeaders,
+      answer?: Answer,
     ): void => {
-      const status = statusOf(code);
-      const body = errorBody(code, extra);
+      const status = answer?.status ?? statusOf(code);
+      const body = answer?.body ?? errorBody(code, extra);
       let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
       for (const name in headers) text += `${name}: ${headers[name]}\r\n`;
       socket.end(
@@ -468,7 +494,7 @@ export class DataPlane {
       );
       this.record(v.route, status, started);
     };
-    if (!v.pass) return refuse(v.code, v.extra, v.headers);
+    if (!v.pass) return refuse(v.code, v.extra, v.headers, v.answer);
     const { route } = v;
     const { breaker } = route.upstream;
     const admitted = breaker.admit();

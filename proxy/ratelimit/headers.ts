@@ -1,7 +1,11 @@
 // The rate limit headers (RateLimit, RateLimit-Policy, Retry-After) and the 429 answer, as pure functions of a Decision. The one value that
 // depends only on the window set, RateLimit-Policy, is built once per route (rateLimitPolicy) and passed
-// in, so the hot path only formats numbers.
+// in, so the hot path only formats numbers. Which of the headers a route sends (its `client_headers`)
+// is decided once per route too (limitHeaderWriter).
 import type { Decision, WindowSpec, WindowState } from './store.js';
+
+/** Which rate limit headers a route's answers carry: IETF, X-RateLimit-*, both (the default) or none. */
+export type ClientHeaders = 'ietf' | 'legacy' | 'both' | 'none';
 
 /** Lower-case names, as Node and HTTP/2 carry them; spread into writeHead. A type, not an interface,
  * so that it is assignable to Record<string, string>. */
@@ -37,6 +41,46 @@ export function limitHeaders(
   decision: Decision,
   nowMs: number = decision.now ?? Date.now(),
 ): LimitHeaders {
+  const m = decision.windows[mostRestrictiveWindow(decision)]!;
+  return {
+    'ratelimit-policy': policy,
+    ratelimit: rateLimitItems(decision, nowMs),
+    'x-ratelimit-limit': String(m.limit),
+    'x-ratelimit-remaining': String(m.remaining),
+    'x-ratelimit-reset': String(Math.ceil(m.resetAt / 1000)),
+  };
+}
+
+/**
+ * The function that writes a route's rate limit headers for a decision, in its `client_headers` mode:
+ * `both` is limitHeaders; `ietf` only RateLimit-Policy and RateLimit; `legacy` only the X-RateLimit-*
+ * trio; null for `none` (Kong's hide_client_headers).
+ */
+export function limitHeaderWriter(
+  policy: string,
+  mode: ClientHeaders,
+): ((decision: Decision) => Record<string, string>) | null {
+  switch (mode) {
+    case 'both':
+      return (d) => limitHeaders(policy, d);
+    case 'ietf':
+      return (d) => ({ 'ratelimit-policy': policy, ratelimit: rateLimitItems(d, d.now ?? Date.now()) });
+    case 'legacy':
+      return (d) => {
+        const m = d.windows[mostRestrictiveWindow(d)]!;
+        return {
+          'x-ratelimit-limit': String(m.limit),
+          'x-ratelimit-remaining': String(m.remaining),
+          'x-ratelimit-reset': String(Math.ceil(m.resetAt / 1000)),
+        };
+      };
+    case 'none':
+      return null;
+  }
+}
+
+/** The RateLimit value: every window, `"hourly";r=99;t=3600, …`. */
+function rateLimitItems(decision: Decision, nowMs: number): string {
   const states = decision.windows;
   let items = '';
   for (let j = 0; j < states.length; j++) {
@@ -44,14 +88,7 @@ export function limitHeaders(
     const t = s.resetAt > nowMs ? Math.ceil((s.resetAt - nowMs) / 1000) : 0;
     items += (j === 0 ? '' : ', ') + sfString(s.name) + ';r=' + s.remaining + ';t=' + t;
   }
-  const m = states[mostRestrictiveWindow(decision)]!;
-  return {
-    'ratelimit-policy': policy,
-    ratelimit: items,
-    'x-ratelimit-limit': String(m.limit),
-    'x-ratelimit-remaining': String(m.remaining),
-    'x-ratelimit-reset': String(Math.ceil(m.resetAt / 1000)),
-  };
+  return items;
 }
 
 /**

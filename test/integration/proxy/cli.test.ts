@@ -38,7 +38,7 @@ describe('floodgate validate', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
-    expect(lines).toContain('config/proxy.yaml: ok, 4 routes, 1 upstream');
+    expect(lines).toContain('config/proxy.yaml: ok, 6 routes, 2 upstreams');
     expect(lines).toContain('config/api-keys.yaml: ok, 5 routes, 1 upstream');
     expect(lines).toContain('config/plans.yaml: ok, 4 routes, 1 upstream');
     // Plan values and allowlisted keys may be API keys: validate counts them, never prints them.
@@ -53,6 +53,9 @@ describe('floodgate validate', () => {
       /^ {4}transcribe +POST +\/transcribe +-> transcriber +per ip: hourly 100\/1h, daily 1000\/1d, burst 10\/1m, max_body 200mb$/m,
     );
     expect(r.stdout).toMatch(/^ {4}transcriber +http:\/\/127\.0\.0\.1:8000 +breaker 5 failures -> open 1m$/m);
+    expect(r.stdout).toMatch(
+      /^ {4}openai-transcriptions +POST +\/v1\/audio\/transcriptions +-> transcriber-openai +per ip: hourly 100\/1h, daily 1000\/1d, burst 10\/1m, max_body 200mb$/m,
+    );
     expect(r.stdout).toMatch(/^ {4}health +GET +\/healthz +-> api +unlimited$/m);
     expect(r.stdout).toMatch(
       /^ {4}reports .*per header x-api-key: hourly 100\/1h, daily 500\/1d \(shadow\)$/m,
@@ -77,7 +80,7 @@ describe('floodgate validate', () => {
     });
     expect(r.code).toBe(1);
     // The valid file still gets its summary; the broken one only its errors, all of them.
-    expect(r.stdout).toMatch(/^config\/proxy\.yaml: ok, 4 routes, 1 upstream$/m);
+    expect(r.stdout).toMatch(/^config\/proxy\.yaml: ok, 6 routes, 2 upstreams$/m);
     expect(r.stdout).not.toContain(fixture);
     const expected = await expectedErrors(fixture);
     expect(expected.map((e) => e.replace(/^.*?:\d+:\d+: /, '').split(' ')[0])).toEqual([

@@ -34,6 +34,7 @@ describe('backendSettingsFromEnv', () => {
       checkpointIntervalMs: 30_000,
       checkpointEverySegments: 1,
       jobLeaseMs: 30_000,
+      transcriptionWaitMs: 300_000,
     });
   });
 
@@ -74,6 +75,7 @@ describe('backendSettingsFromEnv', () => {
       checkpointIntervalMs: 1_500,
       checkpointEverySegments: null,
       jobLeaseMs: 2_000,
+      transcriptionWaitMs: 300_000,
     });
     expect(Object.isFrozen(s)).toBe(true);
   });
@@ -97,6 +99,8 @@ describe('backendSettingsFromEnv', () => {
     expect(refusal({ CHECKPOINT_INTERVAL: '1.5' }).message).toMatch(
       /^CHECKPOINT_INTERVAL: duration 1.5 needs a unit/,
     );
+    expect(refusal({ OPENAI_WAIT: '300' }).message).toMatch(/^OPENAI_WAIT: duration 300 needs a unit/);
+    expect(backendSettingsFromEnv({ OPENAI_WAIT: '90s' }).transcriptionWaitMs).toBe(90_000);
   });
 
   it('lists every refused variable, one a line', () => {

@@ -79,6 +79,14 @@ describe('whisperCppArgs', () => {
     const args = whisperCppArgs({ model: 'm', threads: 1, fastDecode: true }, 'w', 'o', 'auto');
     expect(args.slice(-5)).toEqual(['-nf', '-bs', '1', '-bo', '1']);
   });
+
+  it('passes a prompt as one argument after --prompt, whatever it looks like', () => {
+    const options = { model: 'm', threads: 1, fastDecode: false };
+    const prompt = '-m /etc/passwd; $(rm -rf /) "quoted"\nline';
+    const args = whisperCppArgs(options, 'w', 'o', 'en', prompt);
+    expect(args.slice(-2)).toEqual(['--prompt', prompt]);
+    expect(whisperCppArgs(options, 'w', 'o', 'en', '')).not.toContain('--prompt');
+  });
 });
 
 describe('parseWhisperJson', () => {

@@ -305,6 +305,82 @@ routes:
   });
 });
 
+describe('explain and validate with host and header conditions and a custom rejection', () => {
+  const CONDITIONS = `
+upstreams:
+  api: { url: "http://127.0.0.1:3000" }
+routes:
+  - name: tenant-api
+    match: { path: /v1/*, methods: [GET, POST], host: api.example.com, headers: { X-Tenant: acme } }
+    upstream: api
+    limits:
+      hourly: 100
+      client_headers: ietf
+      rejection:
+        status: 403
+        body: { error: quota exhausted, retry_in: "{{retry_after}}" }
+        headers: { X-Quota-Reason: "{{window}}" }
+  - name: tenants
+    match: { path: /v1/*, host: "*.example.com" }
+    upstream: api
+`;
+  const policy = (): Policy => {
+    const r = parsePolicy(CONDITIONS, 'c.yaml', {});
+    if (!r.ok) throw new Error(r.errors.join('\n'));
+    return r.policy;
+  };
+
+  it('names the route, the conditions that held and the rejection settings', () => {
+    const text = explainRequest(policy(), {
+      method: 'GET',
+      path: '/v1/items',
+      headers: { Host: 'API.Example.com.:8443', 'x-TENANT': 'acme' },
+    });
+    expect(text.split('\n').slice(0, 7)).toEqual([
+      'GET /v1/items',
+      'route: tenant-api (routes[0]: /v1/*, GET, POST)',
+      'matched: host api.example.com (Host "API.Example.com.:8443") matches api.example.com; header x-tenant: acme',
+      'limits: hourly 100 per 1h (sliding-log)',
+      'key: client ip',
+      'rejection: 403, body {"error":"quota exhausted","retry_in":"{{retry_after}}"}, headers x-quota-reason: {{window}}',
+      'client headers: ietf (RateLimit-Policy, RateLimit)',
+    ]);
+  });
+
+  it('says which routes a request passed over, and why', () => {
+    const other = explainRequest(policy(), {
+      method: 'GET',
+      path: '/v1/items',
+      headers: { host: 'api.example.com', 'x-tenant': 'globex' },
+    });
+    expect(other.split('\n').slice(0, 4)).toEqual([
+      'GET /v1/items',
+      'passed over: tenant-api (routes[0]: /v1/*): x-tenant "globex" is not acme',
+      'route: tenants (routes[1]: /v1/*, any method)',
+      'matched: host api.example.com matches *.example.com',
+    ]);
+    // An absolute-form target's authority is the host compared, as in the proxy.
+    expect(explainRequest(policy(), { method: 'GET', path: 'http://evil.test/v1/items' })).toBe(
+      [
+        'GET http://evil.test/v1/items (matched as /v1/items)',
+        'passed over: tenant-api (routes[0]: /v1/*): Host "evil.test" is not api.example.com',
+        'passed over: tenants (routes[1]: /v1/*): Host "evil.test" is not *.example.com',
+        'no route: the proxy answers 404 {"error":"No route"}',
+      ].join('\n'),
+    );
+    expect(explainRequest(policy(), { method: 'GET', path: '/v1/items' }).split('\n')[1]).toBe(
+      'passed over: tenant-api (routes[0]: /v1/*): no Host (wants api.example.com)',
+    );
+  });
+
+  it('validate shows conditions beside the path, and a rejection status or header mode that is not the default', () => {
+    expect(summarizePolicy('c.yaml', policy()).split('\n').slice(3, 5)).toEqual([
+      '    tenant-api  GET,POST  /v1/* (host api.example.com, x-tenant=acme)  -> api  per ip: hourly 100/1h (rejects 403, client headers ietf)',
+      '    tenants     *         /v1/* (host *.example.com)                   -> api  unlimited',
+    ]);
+  });
+});
+
 describe('parseHeaderArg', () => {
   it('splits curl-style headers', () => {
     expect(parseHeaderArg('X-API-Key: abc:def ')).toEqual(['X-API-Key', 'abc:def']);

@@ -51,7 +51,14 @@ describe('example policies', () => {
       maxKeys: 100_000,
       refusalCache: false,
     });
-    expect(policy.routes.map((r) => r.name)).toEqual(['transcribe', 'status', 'result', 'jobs']);
+    expect(policy.routes.map((r) => r.name)).toEqual([
+      'transcribe',
+      'status',
+      'result',
+      'jobs',
+      'openai-transcriptions',
+      'openai-models',
+    ]);
     expect(policy.routes[0]!.limits!.windows).toEqual([
       { name: 'hourly', limit: 100, windowMs: 3_600_000 },
       { name: 'daily', limit: 1000, windowMs: 86_400_000 },
@@ -86,6 +93,8 @@ describe('example policies', () => {
       plans: null,
       allowlist: null,
       cost: { type: 'fixed', units: 1 },
+      clientHeaders: 'both',
+      rejection: { status: 429, body: null, headers: {} },
     });
     expect(byName.reports!.limits!.shadow).toBe(true);
     expect(byName.uploads!.limits!.algorithm).toBe('sliding-counter');
@@ -137,7 +146,7 @@ describe('defaults', () => {
       routes: [
         {
           name: 'api',
-          match: { pattern: '/api/*', path: '/api/', prefix: true, methods: null },
+          match: { pattern: '/api/*', path: '/api/', prefix: true, methods: null, host: null, headers: null },
           upstream: 'backend',
           maxBodyBytes: null,
           limits: null,
@@ -156,6 +165,8 @@ describe('defaults', () => {
       plans: null,
       allowlist: null,
       cost: { type: 'fixed', units: 1 },
+      clientHeaders: 'both',
+      rejection: { status: 429, body: null, headers: {} },
     });
   });
 
@@ -284,6 +295,8 @@ routes:
       path: '/upload',
       prefix: false,
       methods: ['POST', 'PUT'],
+      host: null,
+      headers: null,
     });
     expect(r1!.maxBodyBytes).toBe(512 * 1024);
     expect(r1!.limits!.key).toEqual([{ type: 'header', name: 'x-api-key' }]);
@@ -447,7 +460,7 @@ describe('error positions', () => {
     const text = `upstreams:\n  backend:\n    url: http://x:1\n    retries: 3\nroutes:\n  - { name: a, upstream: backend, match: { path: /a, method: GET } }\n`;
     expect(errors(parsePolicy(text, 'f.yaml', {}))).toEqual([
       'f.yaml:4:5: upstreams.backend: unknown key "retries" (allowed: url, timeouts, breaker)',
-      'f.yaml:6:54: routes[0].match: unknown key "method" (allowed: path, methods)',
+      'f.yaml:6:54: routes[0].match: unknown key "method" (allowed: path, methods, host, headers)',
     ]);
   });
 

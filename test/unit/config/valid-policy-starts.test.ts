@@ -65,6 +65,39 @@ describe('a policy that validates starts', () => {
         ],
       }),
     ],
+    [
+      'host and header conditions and a rejection at their caps',
+      (url) => ({
+        upstreams: { app: { url } },
+        routes: [
+          {
+            name: 'edge',
+            match: {
+              path: '/*',
+              // The request below is sent with Host 127.0.0.1:PORT and X-H0 … X-H15: go.
+              host: [...Array.from({ length: 63 }, (_, i) => `*.h${i}.${'a'.repeat(60)}.test`), '127.0.0.1'],
+              headers: Object.fromEntries(
+                Array.from({ length: 16 }, (_, i) => [
+                  `X-H${i}`,
+                  Array.from({ length: 64 }, (_, j) => (j === 63 ? 'go' : `${'v'.repeat(100)}${j}`)),
+                ]),
+              ),
+            },
+            upstream: 'app',
+            limits: {
+              hourly: Number.MAX_SAFE_INTEGER,
+              rejection: {
+                status: 599,
+                body: { e: `${'x'.repeat(4_000)}{{limit}}{{window}}{{retry_after}}{{route}}` },
+                headers: Object.fromEntries(
+                  Array.from({ length: 16 }, (_, i) => [`X-R${i}`, `${'r'.repeat(1000)}{{window}}`]),
+                ),
+              },
+            },
+          },
+        ],
+      }),
+    ],
   ];
 
   it.each(policies)('%s: validates, starts and serves', async (_, make) => {
@@ -73,7 +106,8 @@ describe('a policy that validates starts', () => {
     let proxy: TestProxy | undefined;
     try {
       proxy = await startTestProxy(doc);
-      const r = await request(`${proxy.url}/anything`);
+      const headers = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`x-h${i}`, 'go']));
+      const r = await request(`${proxy.url}/anything`, { headers });
       await r.body.dump();
       expect(r.statusCode).toBe(200);
       expect(r.headers['ratelimit-policy']).toBeDefined();

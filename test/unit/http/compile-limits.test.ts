@@ -64,6 +64,21 @@ describe('compileLimits', () => {
     expect(pro.limiter).not.toBe(l.plan.limiter);
     expect(pro.limiter.scope).not.toBe(l.plan.limiter.scope);
     expect(pro.policyHeader).toBe('"hourly";q=5;w=3600');
+    // Each plan's headers describe its own windows, in the route's client_headers form.
+    const decision = {
+      allowed: true,
+      windows: [{ name: 'hourly', limit: 5, remaining: 4, resetAt: 0, retryAfterMs: 0 }],
+      now: 0,
+    };
+    expect(pro.headersOf!(decision as never)).toMatchObject({
+      'ratelimit-policy': '"hourly";q=5;w=3600',
+      'x-ratelimit-limit': '5',
+    });
+    const legacy = compiled(
+      '{ hourly: 1, client_headers: none, plans: { by: header:X-Plan, values: { pro: { hourly: 5 } } } }',
+    ).limits;
+    expect(legacy.plan.headersOf).toBeNull();
+    expect(legacy.planOf!({ headers: { 'x-plan': 'pro' } }, 'ip:x').headersOf).toBeNull();
   });
 
   it('a route with one plan and one part compiles to no plan lookup and no allowlist', () => {

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   limitHeaders,
+  limitHeaderWriter,
   mostRestrictiveWindow,
   rateLimitedBody,
   rateLimitPolicy,
@@ -121,5 +122,36 @@ describe('429', () => {
     expect(rateLimitedBody(rejection(d))).toBe(
       '{"error":"Rate limit exceeded","limit":1,"window":"say \\"hi\\"","retry_after":3}',
     );
+  });
+});
+
+describe('client_headers: which rate limit headers a route sends', () => {
+  const d = decision(true, [
+    state('hourly', 100, HOUR, { remaining: 99, resetAt: NOW + HOUR }),
+    state('daily', 1_000, DAY, { remaining: 999, resetAt: NOW + DAY }),
+  ]);
+  const policy = rateLimitPolicy(WINDOWS);
+
+  it('both (the default) is limitHeaders', () => {
+    expect(limitHeaderWriter(policy, 'both')!(d)).toEqual(limitHeaders(policy, d));
+  });
+
+  it('ietf: RateLimit-Policy and RateLimit only', () => {
+    expect(limitHeaderWriter(policy, 'ietf')!(d)).toEqual({
+      'ratelimit-policy': '"hourly";q=100;w=3600, "daily";q=1000;w=86400',
+      ratelimit: '"hourly";r=99;t=3600, "daily";r=999;t=86400',
+    });
+  });
+
+  it('legacy: the X-RateLimit-* trio only', () => {
+    expect(limitHeaderWriter(policy, 'legacy')!(d)).toEqual({
+      'x-ratelimit-limit': '100',
+      'x-ratelimit-remaining': '99',
+      'x-ratelimit-reset': String(Math.ceil((NOW + HOUR) / 1000)),
+    });
+  });
+
+  it('none: no writer at all', () => {
+    expect(limitHeaderWriter(policy, 'none')).toBeNull();
   });
 });
