@@ -265,7 +265,10 @@ function planOf(
     if (sent === undefined) return fallback(`no ${name} header; ${listed}`);
     const p = plans.values.find((x) => x.value === sent);
     return p
-      ? { windows: p.windows, plan: `${p.value} (header ${name} = ${sent})` }
+      ? {
+          windows: p.windows,
+          plan: `${p.value} (header ${name} = ${sent}) from a trusted proxy (client_ip.trusted_proxies); the default from anyone else (a client's own header is ignored)`,
+        }
       : fallback(`header ${name} = ${sent} is not a listed plan; ${listed}`);
   }
   const part = l.key[0]!;

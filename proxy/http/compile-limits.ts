@@ -74,7 +74,10 @@ export function compileLimits(
     }
     if (plans.by.type === 'header') {
       const name = plans.by.name;
-      planOf = (req) => {
+      // The header is set by an auth layer in front; a client's own copy would buy it any plan, so it
+      // is believed only from a trusted proxy (as a cost header is).
+      planOf = (req, _id, trusted) => {
+        if (!trusted) return fallback;
         const v = req.headers[name];
         return (typeof v === 'string' && chosen.get(v)) || fallback;
       };
@@ -126,7 +129,7 @@ export function compileLimits(
         const rt = byValue.get(plan);
         return rt ? { id, plan: rt } : { error: 'Unknown plan' };
       }
-      return { id, plan: planBy === 'key' && planOf !== null ? planOf({ headers: {} }, id) : fallback };
+      return { id, plan: planBy === 'key' && planOf !== null ? planOf({ headers: {} }, id, false) : fallback };
     },
   };
 }

@@ -37,8 +37,11 @@ export interface RouteLimits {
   readonly headers: readonly string[];
   /** The default plan: every request when the route has no plans, and those whose plan is not listed. */
   readonly plan: PlanRuntime;
-  /** The plan of a request with identity `id`; null when there is only the default. */
-  readonly planOf: ((req: KeySource, id: string) => PlanRuntime) | null;
+  /**
+   * The plan of a request with identity `id`; null when there is only the default. `trusted`: the peer
+   * is a trusted proxy, the only one whose plan header is believed.
+   */
+  readonly planOf: ((req: KeySource, id: string, trusted: boolean) => PlanRuntime) | null;
   /** Whether a client address is exempt (the top-level and the route's allowlist); null when none is. */
   readonly allowIp: ((ip: string) => boolean) | null;
   /** Identities exempt by the route's allowlist keys; null when it lists none. */

@@ -226,7 +226,7 @@ export class DataPlane {
     const cost = limits.cost.of(req, peer.trusted);
     if (cost === 0)
       return { pass: false, route, code: 'bad_request', extra: { detail: limits.cost.invalid } };
-    const plan = limits.planOf === null ? limits.plan : limits.planOf(req, id);
+    const plan = limits.planOf === null ? limits.plan : limits.planOf(req, id, peer.trusted);
     return this.limit(rt, route, plan, id, cost).then((limited) =>
       limited.pass === false
         ? limited

@@ -175,7 +175,7 @@ describe('floodgate explain', () => {
       'GET /v1/users/42',
       'route: users (routes[0]: /v1/users/*, any method)',
       'limits: hourly 10000 per 1h, daily 100000 per 1d (sliding-log)',
-      'plan: pro (header x-plan = pro)',
+      "plan: pro (header x-plan = pro) from a trusted proxy (client_ip.trusted_proxies); the default from anyone else (a client's own header is ignored)",
       'key: header x-api-key = k1, ip = the client ip (counted per combination)',
       'allowlist: clients in 10.0.0.0/8, fd00::/8, 192.0.2.10/32 are never limited (give --ip to check one)',
     ]);

@@ -152,6 +152,16 @@ describe('plans, allowlists and composite keys (memory store)', () => {
     });
   });
 
+  it('a client’s own plan header buys it nothing: from an untrusted peer, the default plan', async () => {
+    const own = await raw(port, UNTRUSTED, '/plans/x', ['X-API-Key: k-own', 'X-Plan: pro']);
+    expect(own.status).toBe(200);
+    expect(own.headers['ratelimit-policy']).toBe('"hourly";q=2;w=3600');
+    expect(own.headers['x-ratelimit-remaining']).toBe('1');
+    const again = await raw(port, UNTRUSTED, '/plans/x', ['X-API-Key: k-own', 'X-Plan: pro']);
+    expect(again.headers['x-ratelimit-remaining']).toBe('0');
+    expect((await raw(port, UNTRUSTED, '/plans/x', ['X-API-Key: k-own', 'X-Plan: pro'])).status).toBe(429);
+  });
+
   it('a second X-Plan (or X-API-Key) header is the client’s fault: 400 before any quota is spent', async () => {
     const hits = upstream.hits;
     for (const headers of [
@@ -409,6 +419,7 @@ describe('plans on the Redis store', () => {
     p = await startTestProxy({
       version: 1,
       store: { type: 'redis', url: REDIS_URL, prefix, timeout: '2s', on_error: 'deny' },
+      client_ip: { trusted_proxies: [TRUSTED] },
       upstreams: { app: { url: upstream.url } },
       routes: routes(),
     });

@@ -31,10 +31,15 @@ routes:
 }
 
 /** The plan value a request to `path` with `headers` is counted under (null: the default). */
-function planFor(l: RouteLimits, path: string, headers: Record<string, string> = {}): string | null {
+function planFor(
+  l: RouteLimits,
+  path: string,
+  headers: Record<string, string> = {},
+  trusted = true,
+): string | null {
   const id = l.keyOf({ headers }, 'ip:203.0.113.7', normalizeTarget(path)!);
   if (typeof id !== 'string') throw new Error(id.refused);
-  return (l.planOf === null ? l.plan : l.planOf({ headers }, id)).value;
+  return (l.planOf === null ? l.plan : l.planOf({ headers }, id, trusted)).value;
 }
 
 describe('compileLimits', () => {
@@ -59,8 +64,10 @@ describe('compileLimits', () => {
     expect(planFor(l, '/a/x', { 'x-plan': 'Pro' })).toBeNull();
     expect(planFor(l, '/a/x', { 'x-plan': '' })).toBeNull();
     expect(planFor(l, '/a/x')).toBeNull();
+    // A client's own plan header buys nothing: only a trusted proxy's is believed.
+    expect(planFor(l, '/a/x', { 'x-plan': 'pro' }, false)).toBeNull();
     expect(l.headers).toEqual(['x-api-key', 'x-plan']);
-    const pro = l.planOf!({ headers: { 'x-plan': 'pro' } }, 'h:k');
+    const pro = l.planOf!({ headers: { 'x-plan': 'pro' } }, 'h:k', true);
     expect(pro.limiter).not.toBe(l.plan.limiter);
     expect(pro.limiter.scope).not.toBe(l.plan.limiter.scope);
     expect(pro.policyHeader).toBe('"hourly";q=5;w=3600');
@@ -78,7 +85,7 @@ describe('compileLimits', () => {
       '{ hourly: 1, client_headers: none, plans: { by: header:X-Plan, values: { pro: { hourly: 5 } } } }',
     ).limits;
     expect(legacy.plan.headersOf).toBeNull();
-    expect(legacy.planOf!({ headers: { 'x-plan': 'pro' } }, 'ip:x').headersOf).toBeNull();
+    expect(legacy.planOf!({ headers: { 'x-plan': 'pro' } }, 'ip:x', true).headersOf).toBeNull();
   });
 
   it('a route with one plan and one part compiles to no plan lookup and no allowlist', () => {
