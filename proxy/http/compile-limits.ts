@@ -129,7 +129,10 @@ export function compileLimits(
         const rt = byValue.get(plan);
         return rt ? { id, plan: rt } : { error: 'Unknown plan' };
       }
-      return { id, plan: planBy === 'key' && planOf !== null ? planOf({ headers: {} }, id, false) : fallback };
+      return {
+        id,
+        plan: planBy === 'key' && planOf !== null ? planOf({ headers: {} }, id, false) : fallback,
+      };
     },
   };
 }

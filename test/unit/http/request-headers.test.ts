@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import {
   BASE_SINGLETONS,
   checkRequestHeaders,
-  duplicateHeader,
   type HeaderRules,
   singletonHeaders,
 } from '../../../proxy/http/request-headers.js';
