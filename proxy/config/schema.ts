@@ -891,7 +891,9 @@ const routeSchema = strict({
 })
   .superRefine((r, ctx) => {
     // An exact route's path has a fixed number of segments: a key reading past them always reads nothing.
-    if (!r.limits || r.match.prefix) return;
+    // (Refinements run even when a part failed, and a failed part is no object: check only valid ones.)
+    if (typeof r.limits !== 'object' || typeof r.match !== 'object' || r.match.prefix) return;
+    if (!Array.isArray(r.limits.key)) return;
     const segments = r.match.path.split('/').filter((s) => s !== '').length;
     r.limits.key.forEach((part, i) => {
       if (part.type === 'path' && part.segment > segments) {
