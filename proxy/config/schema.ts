@@ -30,6 +30,7 @@ import {
   SIZE_UNITS,
 } from '../../core/units.js';
 import { hostCovers, parseHostPattern } from '../http/host.js';
+import { HOP_BY_HOP } from '../http/request-headers.js';
 import { type JsonValue, splitPlaceholders } from '../ratelimit/rejection-template.js';
 import type { WindowSpec } from '../ratelimit/store.js';
 
@@ -465,15 +466,7 @@ const MAX_REJECTION_BODY = 4 * 1024;
 
 /** Headers a rejection may not set: the proxy writes them itself, or they would break the answer's framing. */
 const REJECTION_HEADERS_OWN: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+  ...HOP_BY_HOP,
   'content-length',
   'content-type',
   'content-encoding',

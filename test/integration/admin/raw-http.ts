@@ -27,9 +27,10 @@ export function parseAnswer(text: string): RawAnswer {
  * Sends `head` (request line and headers, without the blank line) plus `Connection: close`, and
  * resolves with the parsed answer once the server has closed its side.
  */
-export function rawRequest(port: number, head: string[], body = ''): Promise<RawAnswer> {
+export function rawRequest(port: number, head: string[], body = '', from?: string): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    // `from`: a local address of this host (127.0.0.2) to connect from, when the peer's address matters.
+    const socket = connect({ port, host: '127.0.0.1', localAddress: from });
     let text = '';
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {

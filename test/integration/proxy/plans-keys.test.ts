@@ -1,7 +1,6 @@
 // Plans, allowlists and composite keys through a real proxy and a real upstream on loopback, with raw
 // requests wherever the spelling is the point: a client from 127.0.0.1 (a trusted proxy) or 127.0.0.2
 // (not one), paths and query strings spelled every way a client could, repeated headers and parameters.
-import { connect } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,32 +13,14 @@ import {
 } from '../../helpers/proxy.js';
 import { deletePrefix, newRedis, REDIS_URL, uniquePrefix } from '../../helpers/redis.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
-import { parseAnswer, type RawAnswer } from '../admin/raw-http.js';
+import { type RawAnswer, rawRequest } from '../admin/raw-http.js';
 
 const TRUSTED = '127.0.0.1';
 const UNTRUSTED = '127.0.0.2';
 
 /** One request as raw bytes from `from`: exactly this target and these header lines. */
 function raw(port: number, from: string, target: string, headers: string[] = []): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', localAddress: from });
-    let text = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      text += d;
-    });
-    socket.on('error', reject);
-    socket.on('end', () => {
-      socket.end();
-      try {
-        resolve(parseAnswer(text));
-      } catch (err) {
-        reject(err);
-      }
-    });
-    const head = [`GET ${target} HTTP/1.1`, 'Host: floodgate.test', ...headers, 'Connection: close'];
-    socket.write(head.join('\r\n') + '\r\n\r\n');
-  });
+  return rawRequest(port, [`GET ${target} HTTP/1.1`, 'Host: floodgate.test', ...headers], '', from);
 }
 
 /** The statuses of `n` requests sent one after another. */
