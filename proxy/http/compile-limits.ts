@@ -42,7 +42,6 @@ export function compileLimits(
 ): RouteLimits {
   const planRuntime = (plan: { value: string; windows: readonly WindowSpec[] } | null): PlanRuntime => {
     const windows = plan?.windows ?? limits.windows;
-    const policyHeader = rateLimitPolicy(windows);
     return {
       value: plan?.value ?? null,
       limiter: new RateLimiter({
@@ -52,8 +51,8 @@ export function compileLimits(
         scope: limiterScope(route, limits, plan),
       }),
       windows,
-      policyHeader,
-      headersOf: limitHeaderWriter(policyHeader, limits.clientHeaders),
+      // The RateLimit-Policy header of the plan's windows is built here, once.
+      headersOf: limitHeaderWriter(rateLimitPolicy(windows), limits.clientHeaders),
     };
   };
   const fallback = planRuntime(null);

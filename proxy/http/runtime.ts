@@ -24,8 +24,6 @@ export interface PlanRuntime {
   readonly value: string | null;
   readonly limiter: RateLimiter;
   readonly windows: readonly WindowSpec[];
-  /** The RateLimit-Policy header of its windows, built once. */
-  readonly policyHeader: string;
   /** The rate limit headers answers carry (the route's client_headers, this plan's windows); null: none. */
   readonly headersOf: ((decision: Decision) => Record<string, string>) | null;
 }
