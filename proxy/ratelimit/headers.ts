@@ -106,11 +106,6 @@ export function rejection(decision: Decision): Rejection {
   return { index, limit: s.limit, window: s.name, retryAfter: retryAfterSeconds(s) };
 }
 
-/** `{"error":"Rate limit exceeded","limit":100,"window":"hourly","retry_after":123}`. */
-export function rateLimitedBody(r: Rejection): string {
-  return `{"error":"Rate limit exceeded","limit":${r.limit},"window":${JSON.stringify(r.window)},"retry_after":${r.retryAfter}}`;
-}
-
 /** The window with the fewest remaining (ties: the shorter window, then the first): X-RateLimit-*. */
 export function mostRestrictiveWindow(decision: Decision): number {
   const states = decision.windows;

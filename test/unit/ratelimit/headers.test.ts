@@ -4,11 +4,14 @@ import {
   limitHeaders,
   limitHeaderWriter,
   mostRestrictiveWindow,
-  rateLimitedBody,
   rateLimitPolicy,
   rejection,
 } from '../../../proxy/ratelimit/headers.js';
+import { compileRejection, DEFAULT_REJECTION } from '../../../proxy/ratelimit/rejection-template.js';
 import type { Decision, WindowState } from '../../../proxy/ratelimit/store.js';
+
+/** The body of a rejection on a route without a rejection setting. */
+const defaultBody = compileRejection(DEFAULT_REJECTION, 'api').body;
 
 const NOW = 1_700_000_000_000;
 const HOUR = 3_600_000;
@@ -91,7 +94,7 @@ describe('429', () => {
     ]);
     const r = rejection(d);
     expect(r).toEqual({ index: 0, limit: 100, window: 'hourly', retryAfter: 123 });
-    expect(rateLimitedBody(r)).toBe(
+    expect(defaultBody(r)).toBe(
       '{"error":"Rate limit exceeded","limit":100,"window":"hourly","retry_after":123}',
     );
   });
@@ -119,7 +122,7 @@ describe('429', () => {
 
   it('escapes the window name in the body', () => {
     const d = decision(false, [state('say "hi"', 1, 1_000, { remaining: 0, retryAfterMs: 2_500 })]);
-    expect(rateLimitedBody(rejection(d))).toBe(
+    expect(defaultBody(rejection(d))).toBe(
       '{"error":"Rate limit exceeded","limit":1,"window":"say \\"hi\\"","retry_after":3}',
     );
   });

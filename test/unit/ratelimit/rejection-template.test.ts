@@ -1,7 +1,7 @@
 // A route's rejection, compiled once and rendered per refusal: exact bytes for the default body and
 // for templates, placeholders typed as their values, and the template checks the schema relies on.
 import { describe, expect, it } from 'vitest';
-import { type Rejection, rateLimitedBody } from '../../../proxy/ratelimit/headers.js';
+import type { Rejection } from '../../../proxy/ratelimit/headers.js';
 import {
   compileRejection,
   DEFAULT_REJECTION,
@@ -17,10 +17,11 @@ describe('compileRejection', () => {
     expect(answer.body(R)).toBe(
       '{"error":"Rate limit exceeded","limit":100,"window":"hourly","retry_after":123}',
     );
-    expect(answer.body(R)).toBe(rateLimitedBody(R));
     expect(answer.headers(R)).toBeNull();
     const other: Rejection = { index: 1, limit: 7, window: 'burst-1.m', retryAfter: 1 };
-    expect(answer.body(other)).toBe(rateLimitedBody(other));
+    expect(answer.body(other)).toBe(
+      '{"error":"Rate limit exceeded","limit":7,"window":"burst-1.m","retry_after":1}',
+    );
   });
 
   it('a template: a string that is exactly a placeholder takes its type; inside text it is text', () => {
